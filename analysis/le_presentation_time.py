@@ -8,6 +8,10 @@ t_pres in {0.1, 0.3, 1, 3, 10, 30} * tau with 50 steps per presentation (dt = t_
 Acceptance: BP >= 96 %; LE within 1.5 points of BP at every t_pres; leaky >= 10 points below BP at
 t_pres <= tau.
 
+Finished runs are appended to analysis/results/le_presentation_time_runs[_quick].partial.jsonl; an
+interrupted sweep resumes from that file when started again (it is removed once the tables are
+written). ``LE_WORKERS`` sets the number of worker processes (default 2).
+
     python analysis/le_presentation_time.py [--quick]
 """
 from __future__ import annotations
@@ -38,6 +42,31 @@ def job(args):
             "test_accuracy": float(acc), "wall_s": time.time() - t0}
 
 
+def _key(task, model, factor, seed):
+    """Identity of one run; BP runs do not depend on t_pres (factor NaN)."""
+    return (task, model, None if model == "bp" else round(float(factor), 6), int(seed))
+
+
+def load_partial(path, jobs):
+    """Rows of finished runs from the partial JSONL file of an interrupted sweep (only those that
+    belong to `jobs`, i.e. the same quick/full settings); an unreadable last line is ignored."""
+    import json
+    wanted = {_key(*j[:4]) for j in jobs}
+    rows, seen = [], set()
+    if not path.exists():
+        return rows
+    for line in path.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        k = _key(r["task"], r["model"], r["t_pres_over_tau"], r["seed"])
+        if k in wanted and k not in seen:
+            seen.add(k)
+            rows.append(r)
+    return rows
+
+
 def main():
     quick = C.quick_flag()
     factors = [0.1, 1.0, 10.0] if quick else FACTORS
@@ -48,10 +77,13 @@ def main():
     t0 = time.time()
     tag = "_quick" if quick else ""
     partial = C.RESULTS / f"le_presentation_time_runs{tag}.partial.jsonl"
-    partial.unlink(missing_ok=True)
     import json
+    rows = load_partial(partial, jobs)          # resume: runs finished by an interrupted sweep
+    done = {_key(r["task"], r["model"], r["t_pres_over_tau"], r["seed"]) for r in rows}
+    jobs = [j for j in jobs if _key(*j[:4]) not in done]
+    if rows:
+        print(f"resuming: {len(rows)} runs read from {partial.name}, {len(jobs)} to go", flush=True)
     with Pool(C.n_workers()) as pool:
-        rows = []
         for i, r in enumerate(pool.imap_unordered(job, jobs)):
             rows.append(r)
             with open(partial, "a") as f:

@@ -52,6 +52,11 @@ def main():
           f"learning lag 0.05 ms. Wall {wall:.1f} s.", "",
           "| student seed | start W_up (hidden, out) | final W_up | max abs dev from teacher | < 1e-2 |",
           "|---|---|---|---|---|", *rows, ""]
+    r7 = final[student_seeds[0]]
+    md += [f"Top-down: every student uses the teacher's fixed W_down = {r7['W_down_teacher']:.4f} (W_PI ends at "
+           f"{r7['W_pi']:.4f}, the teacher's -W_down). With its own random W_down, student seed 8 (W_down = -0.363) "
+           "diverged (W_up1 -> -12.4): in a 1-1-1 net feedback alignment needs sign(W_down) = sign(w_out), and the "
+           "teacher forces w_out > 0.", ""]
     if nolag is not None:
         md += [f"Without the learning lag (student seed 7): max abs dev {nolag['max_abs_dev_up']:.2e} "
                "(the one-step-per-layer pipeline transient after each switch biases the fixed point).", ""]

@@ -97,6 +97,36 @@ def dphi(x, kind, p0, p1, p2):
     return p0 * p1 * _sigmoid(p1 * (x - p2))
 
 
+@njit(cache=True, inline="always")
+def _softplus_and_sigmoid(x):
+    # one exponential for both: z = e^{-|x|}, softplus = max(x, 0) + log(1 + z)
+    z = math.exp(-abs(x))
+    sp = max(x, 0.0) + math.log1p(z)
+    sg = 1.0 / (1.0 + z) if x >= 0.0 else z / (1.0 + z)
+    return sp, sg
+
+
+@njit(cache=True, inline="always")
+def phi_and_dphi(x, kind, p0, p1, p2):
+    """(phi(x), phi'(x)) sharing the transcendental evaluations (the soma needs both every step)."""
+    if kind == 0:
+        return x, 1.0
+    if kind == 1:
+        t = math.tanh(x)
+        return t, 1.0 - t * t
+    if kind == 2:
+        s = _sigmoid(x)
+        return s, s * (1.0 - s)
+    if kind == 3:
+        return min(max(x, 0.0), 1.0), (1.0 if (x > 0.0 and x < 1.0) else 0.0)
+    if kind == 4:
+        return _softplus_and_sigmoid(x)
+    if kind == 5:
+        return max(x, 0.0), (1.0 if x > 0.0 else 0.0)
+    sp, sg = _softplus_and_sigmoid(p1 * (x - p2))
+    return p0 * sp, p0 * p1 * sg
+
+
 def phi_np(x, kind, p=(0.0, 0.0, 0.0)):
     """NumPy version of :func:`phi` (used by the reference stepper and analysis)."""
     x = np.asarray(x, dtype=float)

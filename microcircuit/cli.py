@@ -23,6 +23,10 @@ def cmd_validate(args):
     sim = sc.data["simulation"]
     print(f"{args.scenario}: OK")
     print(c.describe())
+    if any(p.model in ("pyramidal", "output_pyramidal", "interneuron") for p in c.populations):
+        from .microcircuit import conductance_table
+        print("Microcircuit conductances (1/ms; from preset, explicit values or morphology):")
+        print(conductance_table(c))
     dur = sim.get("duration")
     if dur:
         print(f"dt = {sim['dt']} ms, duration = {dur} ms ({int(round(dur / sim['dt']))} steps), "

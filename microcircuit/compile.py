@@ -30,12 +30,18 @@ from .models.base import (N_PORTS, PORT_PROXIMAL, PORT_APICAL, PORT_NUDGE, SIG_U
 from .stimuli import KIND_IDS, Stimulus
 
 N_SIG = 11
+N_PREV = 5          # signals u, u_pros, r, phi', e have a previous-step copy
 
 # opcodes
 OP_COPY_PREV, OP_STIM, OP_CLEAR_PORTS, OP_PROJECT, OP_SOMA, OP_ERROR, OP_BACKPROJECT, OP_PLASTICITY, \
     OP_POP_LEARN = range(9)
 OP_NAMES = ["copy_prev", "stimulus", "clear_ports", "project", "soma", "error", "backproject",
             "plasticity", "population_learning"]
+# cortical mapping (separate error populations, models/error.py): a projection between error
+# populations (W^T e tied to a forward weight, or a fixed B) into the error input; a projection
+# carrying e into a port, reading the error of the current step
+OP_ERROR_PROJECT, OP_PROJECT_ERROR = 9, 10
+OP_NAMES += ["error_project", "project_error"]
 
 LOSS_IDS = {"none": 0, "rate": 1, "voltage": 2, "cross_entropy": 3}
 RULE_IDS = {"none": 0, "error": 1, "urbanczik_senn": 2, "apical_homeostasis": 3, "target_prop": 4}
@@ -47,11 +53,19 @@ OPTIMIZER_IDS = {"sgd": 0, "momentum": 1, "adam": 2}
 # projection int table columns
 (PJ_PRE_OFF, PJ_NPRE, PJ_POST_OFF, PJ_NPOST, PJ_PORT, PJ_SIGNAL, PJ_W_OFF, PJ_DIAG, PJ_RULE, PJ_FB,
  PJ_FB_OFF, PJ_DW_OFF, PJ_MASK_OFF, PJ_POST_POP, PJ_OPT_OFF) = range(15)
+# cortical mapping: index of the forward projection whose transpose this error projection uses
+# (-1: own weights); offset of the error population the rule "error" reads (-1: the post population)
+PJ_TIED, PJ_ERR_OFF = 15, 16
+N_PJ_COLS = 17
 # projection float table columns
 PF_ETA, PF_TAU_W, PF_W_MAX, PF_T_ON, PF_T_OFF, PF_OPT, PF_OPT_A, PF_OPT_B, PF_OPT_EPS, PF_OPT_T = range(10)
 # population int table columns
 (PP_OFF, PP_N, PP_ACT, PP_LOSS, PP_INPUT, PP_ERRMODE, PP_TAU_RULE, PP_TAUR_MODE, PP_GATED,
  PP_NOISE, PP_TAU_OPT_OFF) = range(11)
+# cortical mapping: offset of the partner population (error population of a representation
+# population, and vice versa; -1: none, errors fused)
+PP_PARTNER = 11
+N_PP_COLS = 12
 # population float table columns
 PPF_BETA, PPF_ETA_TAU, PPF_TAU_MIN, PPF_ETA_BIAS, PPF_A0, PPF_A1, PPF_A2, PPF_TOPT, PPF_TOPT_A, PPF_TOPT_B, \
     PPF_TOPT_EPS, PPF_TOPT_T = range(12)
@@ -110,6 +124,8 @@ class Program:
         """The weight matrix (n_post, n_pre) of a projection (a view into the flat array)."""
         j = self.proj_index[proj] if isinstance(proj, str) else proj
         row = self.proj_int[j]
+        if row[PJ_TIED] >= 0:     # weights = {transpose_of = ...}: a transposed view of the forward weights
+            return self.weight(int(row[PJ_TIED])).T
         off, npost, npre = row[PJ_W_OFF], row[PJ_NPOST], row[PJ_NPRE]
         if row[PJ_DIAG]:
             return self.weights[off:off + npost]
@@ -129,8 +145,11 @@ class Program:
     def describe_schedule(self) -> str:
         lines = []
         for op, arg in self.ops:
-            if op in (OP_PROJECT, OP_BACKPROJECT, OP_PLASTICITY):
+            if op in (OP_PROJECT, OP_BACKPROJECT, OP_PLASTICITY, OP_ERROR_PROJECT, OP_PROJECT_ERROR):
                 lines.append(f"{OP_NAMES[op]:<20} {self.proj_names[arg]}")
+            elif op == OP_COPY_PREV:
+                lo, hi = int(arg) >> 31, int(arg) & 0x7FFFFFFF
+                lines.append(f"{OP_NAMES[op]:<20} flat neurons [{lo}, {hi}) (signal * N + neuron, N = {self.n_total})")
             elif op in (OP_CLEAR_PORTS, OP_SOMA, OP_ERROR, OP_POP_LEARN):
                 lines.append(f"{OP_NAMES[op]:<20} {self.pop_names[arg]}")
             else:
@@ -199,6 +218,63 @@ def _init_weights(spec, shape, rng, where, base_dir=None):
                        f"zeros, kaiming_uniform, array")
 
 
+def _compile_error_population(circuit, i, p, pop_index, offsets, pop_int, pop_float):
+    """A separate GLE error population (models/error.py): link it to its representation partner."""
+    where = f"population '{p.name}' (model error)"
+    partner = p.params.get("partner")
+    if not partner:
+        raise CircuitError(f"{where}: needs partner = \"<rate population>\" (the representation population "
+                           f"whose errors it computes)")
+    if partner not in pop_index:
+        raise CircuitError(f"{where}.partner: names no population '{partner}'; populations are {list(pop_index)}")
+    q = circuit.population(partner)
+    if q.model != "rate":
+        raise CircuitError(f"{where}.partner: '{partner}' is a {q.model} population; the partner must be a "
+                           f"rate population")
+    if q.size != p.size:
+        raise CircuitError(f"{where}.partner: sizes differ ({p.size} error neurons, {q.size} in '{partner}'); "
+                           f"error and representation neurons pair one to one")
+    k = pop_index[partner]
+    if pop_int[k, PP_PARTNER] >= 0:
+        raise CircuitError(f"{where}.partner: '{partner}' already has an error population; give each "
+                           f"representation population one")
+    if q.params.get("loss", "none") not in (None, "none"):
+        raise CircuitError(f"population '{partner}'.loss: with a partner error population the loss belongs "
+                           f"to the error population '{p.name}' (set loss there, and give it the target)")
+    pop_int[i, PP_PARTNER] = offsets[partner]
+    pop_int[k, PP_PARTNER] = offsets[p.name]
+    loss = _param(p, "loss", "none")
+    if loss not in LOSS_IDS:
+        raise CircuitError(f"{where}.loss: unknown loss '{loss}'; use one of {list(LOSS_IDS)}")
+    pop_int[i, PP_LOSS] = LOSS_IDS[loss]
+    pop_float[i, PPF_BETA] = float(_param(p, "beta", 0.1))
+    pop_int[i, PP_ERRMODE] = int(bool(_param(p, "prospective_errors", True)))
+    pop_int[i, PP_GATED] = 1
+
+
+def _tie_projection(circuit, j, pr, by_name, proj_int, pop_int, pop_index, offsets):
+    """``weights = {transpose_of = "W"}``: the error projection err(l+1) -> err(l) uses W(l+1)^T, where
+    W(l+1) projects rep(l) -> rep(l+1) and err(l), err(l+1) are the partners of rep(l), rep(l+1)."""
+    where = f"projection '{pr.name}'"
+    name = pr.weights["transpose_of"]
+    if name not in by_name:
+        raise CircuitError(f"{where}: weights.transpose_of names no projection '{name}'; projections are "
+                           f"{list(by_name)}")
+    k = by_name[name]
+    fw = circuit.projection(name)
+    if proj_int[k, PJ_DIAG] != 0 or "transpose_of" in fw.weights:
+        raise CircuitError(f"{where}: weights.transpose_of = '{name}' must name a dense forward projection")
+    partner_of = {offsets[p]: p for p in offsets}
+    want_pre = partner_of.get(pop_int[pop_index[fw.post], PP_PARTNER])
+    want_post = partner_of.get(pop_int[pop_index[fw.pre], PP_PARTNER])
+    if (pr.pre, pr.post) != (want_pre, want_post):
+        raise CircuitError(f"{where}: the transpose of '{name}' ({fw.pre} -> {fw.post}) carries errors from the "
+                           f"error population of '{fw.post}' to that of '{fw.pre}' ({want_pre} -> {want_post}), "
+                           f"not {pr.pre} -> {pr.post}")
+    proj_int[j, PJ_TIED] = k
+    proj_int[j, PJ_W_OFF] = proj_int[k, PJ_W_OFF]
+
+
 def _microcircuit_conductances(pop):
     preset = PRESETS[_param(pop, "preset", "sacramento2018")]
     g = {k: pop.params.get(k) for k in ("g_lk", "g_B", "g_A", "g_D", "g_som")}
@@ -234,8 +310,9 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
         offsets[p.name] = N
         N += p.size
     P = len(pops)
-    pop_int = np.zeros((P, 11), np.int64)
+    pop_int = np.zeros((P, N_PP_COLS), np.int64)
     pop_int[:, PP_TAU_OPT_OFF] = -1
+    pop_int[:, PP_PARTNER] = -1
     pop_float = np.zeros((P, 12), np.float64)
     neuron = {k: np.zeros(N) for k in ("g_lk", "g0", "g1", "g_nud", "tau_r", "gamma", "sigma", "bias",
                                        "err_tau")}
@@ -251,6 +328,9 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
         pop_int[i, PP_OFF], pop_int[i, PP_N] = off, n
         pop_int[i, PP_INPUT] = int(m.is_input)
         if m.is_input:
+            continue
+        if m.name == "error":
+            _compile_error_population(circuit, i, p, pop_index, offsets, pop_int, pop_float)
             continue
         rng = param_rngs[p.name]
         where = f"population '{p.name}'"
@@ -311,11 +391,12 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
     # ------------------------------------------------------------- projections
     projs = circuit.projections
     J = len(projs)
-    proj_int = np.full((J, 15), -1, np.int64)
+    proj_int = np.full((J, N_PJ_COLS), -1, np.int64)
     proj_float = np.zeros((J, 10))
     w_blocks, dw_size, mask_blocks = [], 0, []
     w_size, mask_size = 0, 0
     w_rngs = [np.random.default_rng(s) for s in ss_weights.spawn(max(J, 1))]
+    tied = []
     for j, pr in enumerate(projs):
         pre, post = circuit.population(pr.pre), circuit.population(pr.post)
         where = f"projection '{pr.name}'"
@@ -324,13 +405,31 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
         row[PJ_POST_OFF], row[PJ_NPOST] = offsets[pr.post], post.size
         row[PJ_POST_POP] = pop_index[pr.post]
         row[PJ_PORT] = post.neuron_model.ports[pr.target]
-        if pr.signal not in ("r", "u", "u_pros"):
-            raise CircuitError(f"{where}: signal must be r, u or u_pros, got '{pr.signal}'")
+        if pr.signal not in ("r", "u", "u_pros", "e"):
+            raise CircuitError(f"{where}: signal must be r, u, u_pros or e, got '{pr.signal}'")
         if pre.neuron_model.is_input and pr.signal != "r":
             raise CircuitError(f"{where}: an input population only carries 'r'")
+        if (pre.model == "error") != (pr.signal == "e"):
+            raise CircuitError(f"{where}: signal 'e' is carried by error populations (model error) only, and an "
+                               f"error population carries only 'e'; set signal = \"e\" on projections from "
+                               f"'{pr.pre}'" if pre.model == "error" else
+                               f"{where}: signal 'e' needs an error population as pre ('{pr.pre}' is {pre.model})")
+        if post.model == "error" and pr.rule != "none":
+            # inputs of an error population: top-down errors (W^T e: weights = {transpose_of = "W"}, or a
+            # fixed B) and fixed comparisons of rates (e.g. +beta r_teacher, -beta r_student: a mimic loss)
+            raise CircuitError(f"{where}: projections into an error population are fixed; remove the plasticity "
+                               f"(rule '{pr.rule}')")
         row[PJ_SIGNAL] = SIGNAL_NAMES[pr.signal]
         kind = pr.connector.get("kind", "all_to_all")
         rng = w_rngs[j]
+        if "transpose_of" in pr.weights:
+            # weights tied to a forward projection (exact weight transport): no block of its own
+            if post.model != "error" or kind != "all_to_all":
+                raise CircuitError(f"{where}: weights.transpose_of ties an all_to_all projection between error "
+                                   f"populations to a forward weight; '{pr.post}' is {post.model}, connector {kind}")
+            row[PJ_DIAG], row[PJ_RULE], row[PJ_FB] = 0, 0, 0
+            tied.append((j, pr))
+            continue
         if kind == "one_to_one":
             if pre.size != post.size:
                 raise CircuitError(f"{where}: one_to_one needs equal sizes, got {pre.size} -> {post.size}")
@@ -390,6 +489,24 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
             fb = "transpose" if (post.model == "rate" and pr.target == "basal" and pr.signal == "r") else "none"
         if pre.neuron_model.is_input:
             fb = "none"          # nothing to send errors to
+        if pop_int[pop_index[pr.pre], PP_PARTNER] >= 0 and pre.model == "rate":
+            # errors of 'pre' come from its partner error population (cortical mapping)
+            if pr.feedback not in ("auto", "none"):
+                raise CircuitError(f"{where}: feedback = '{pr.feedback}', but '{pr.pre}' has an error population; "
+                                   f"route errors through projections between error populations and set "
+                                   f"feedback = \"none\"")
+            fb = "none"
+        if rule == "error":
+            src = pl.get("error_source")
+            ip = pop_index[pr.post]
+            if src is not None:
+                if src not in pop_index or circuit.population(src).model != "error" or \
+                        circuit.population(src).size != post.size:
+                    raise CircuitError(f"{where}: plasticity.error_source must name an error population of "
+                                       f"{post.size} neurons (the partner of '{pr.post}'), got '{src}'")
+                row[PJ_ERR_OFF] = offsets[src]
+            elif pop_int[ip, PP_PARTNER] >= 0:
+                row[PJ_ERR_OFF] = pop_int[ip, PP_PARTNER]
         row[PJ_FB] = {"none": 0, "transpose": 1, "random": 2}[fb]
         if fb != "none" and row[PJ_DIAG]:
             raise CircuitError(f"{where}: error feedback needs a dense connector")
@@ -398,6 +515,9 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
             row[PJ_FB_OFF] = w_size
             w_blocks.append(Bfb.ravel())
             w_size += Bfb.size
+    by_name = {pr.name: j for j, pr in enumerate(projs)}
+    for j, pr in tied:
+        _tie_projection(circuit, j, pr, by_name, proj_int, pop_int, pop_index, offsets)
     weights = np.concatenate(w_blocks).astype(dtype) if w_blocks else np.zeros(0, dtype)
     for i, p in enumerate(pops):   # tau_m optimiser state (2 values per neuron) after the weight blocks
         if pop_float[i, PPF_TOPT] != 0 and pop_int[i, PP_TAU_RULE] != 0:
@@ -467,26 +587,61 @@ def build_ops(circuit, pops, projs, proj_int, pop_int, scheme):
         incoming[index[pr.post]].append(j)
         if proj_int[j, PJ_FB] != 0:
             outgoing_fb[index[pr.pre]].append(j)
-    neurons = [i for i in order if not pop_int[i, PP_INPUT]]
+    # error populations (cortical mapping) run in the error phase in place of their partner
+    neurons = [i for i in order if not pop_int[i, PP_INPUT] and pops[i].model != "error"]
+    by_off = {int(pop_int[i, PP_OFF]): i for i in range(len(pops)) if pops[i].model == "error"}
     # only LE/GLE rate neurons carry errors e; microcircuit neurons learn from dendritic potentials
-    error_pops = [i for i in neurons if pops[i].model == "rate"]
+    error_pops = [by_off[int(pop_int[i, PP_PARTNER])] if pop_int[i, PP_PARTNER] >= 0 else i
+                  for i in neurons if pops[i].model == "rate"]
 
     def forward():
         ops = []
         for i in neurons:
             ops.append((OP_CLEAR_PORTS, i))
-            ops += [(OP_PROJECT, j) for j in incoming[i]]
+            ops += [(OP_PROJECT_ERROR if proj_int[j, PJ_SIGNAL] == SIGNAL_NAMES["e"] else OP_PROJECT, j)
+                    for j in incoming[i]]
             ops.append((OP_SOMA, i))
         return ops
+
+    def copy_prev():
+        # Only what a later op reads from the previous-step buffer: input populations are read only
+        # through the signal their projections carry (a 784-input layer would otherwise copy 5 rows
+        # per neuron per step); every other population keeps u, u_pros, r, phi', e.
+        # Each op copies one range [lo, hi) of flat neuron indices (signal * N + neuron), packed as
+        # lo << 31 | hi; adjacent ranges are merged so a typical network needs one or two copies.
+        N = int(pop_int[:, PP_N].sum()) if len(pops) else 0
+        ranges = []
+        for sig in range(N_PREV):
+            for i in range(len(pops)):
+                if pop_int[i, PP_INPUT]:
+                    sigs = {int(proj_int[j, PJ_SIGNAL]) for j, pr in enumerate(projs) if index[pr.pre] == i}
+                elif pops[i].model == "error":      # cortical mapping: an error population is read only through e
+                    sigs = {SIGNAL_NAMES["e"]}
+                else:
+                    sigs = range(N_PREV)
+                if sig not in sigs:
+                    continue
+                lo = sig * N + int(pop_int[i, PP_OFF])
+                hi = lo + int(pop_int[i, PP_N])
+                if ranges and ranges[-1][1] == lo:
+                    ranges[-1][1] = hi
+                else:
+                    ranges.append([lo, hi])
+        return [(OP_COPY_PREV, (lo << 31) | hi) for lo, hi in ranges if hi > lo]
 
     def errors():
         ops = []
         for i in reversed(error_pops):
+            if pops[i].model == "error":
+                ops += [(OP_ERROR_PROJECT, j) for j in incoming[i]]
             ops += [(OP_BACKPROJECT, j) for j in outgoing_fb[i]]
             ops.append((OP_ERROR, i))
         return ops
 
-    ops = [(OP_COPY_PREV, 0), (OP_STIM, 0)]
+    ops = []
+    if SCHEMES[scheme] == 0:
+        ops += copy_prev()
+    ops.append((OP_STIM, 0))
     if SCHEMES[scheme] == 0:
         ops += errors() + forward()
     else:

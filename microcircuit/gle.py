@@ -7,7 +7,10 @@ NumPy and is tested against the engine to 1e-12).
 
 * :func:`gle_layered` — a feed-forward GLE network (one population per layer, heterogeneous
   ``tau_m``/``tau_r`` lists allowed), errors fused into the representation populations
-  (``prospective_errors``). (Separate error populations — the cortical mapping — are not built yet.)
+  (``prospective_errors``), or — ``error_populations=True`` — the cortical mapping (GLE Fig. 4):
+  every layer a representation population plus a partner error population (model ``error``),
+  linked by projections (forward ``W``, backward ``W^T`` tied to ``W`` or a fixed ``B``, and a
+  one-to-one error input of weight ``gamma``); same trajectories as the fused form.
 * :class:`StreamStimulus` — a stimulus whose values come from a callable ``(k0, k1) -> (K, n, B)``
   (used to feed a teacher's output to a student chunk by chunk).
 * :func:`lagline_square_wave` — the LagLine input (periodic smoothed square wave per sample).
@@ -89,7 +92,8 @@ def lagline_square_wave(batch, *, dt=0.01, half_period=2.0, sigma_samples=5.0, s
 
 
 # ------------------------------------------------------------------------ builders
-def gle_layered(input_size, layers, *, name="gle", input_name="input", feedback="transpose"):
+def gle_layered(input_size, layers, *, name="gle", input_name="input", feedback="transpose",
+                error_populations=False, feedback_std=0.05):
     """A feed-forward GLE network.
 
     ``layers``: list of dicts, one per layer, each with ``size`` and optional ``name``,
@@ -98,7 +102,17 @@ def gle_layered(input_size, layers, *, name="gle", input_name="input", feedback=
     keys are ``rate`` population parameters (``tau_m``, ``tau_r`` — scalars or per-neuron lists —,
     ``activation``, ``gamma``, ``prospective_errors``, ``loss``, ``beta``, ``tau_learning``, ...).
     Projections are named ``W1 .. WN``; populations ``layer1 ..`` and the last one ``output``.
+
+    ``error_populations=True`` builds the cortical mapping instead: for each layer ``X`` an error
+    population ``err_X`` (model ``error``, partner ``X``; it takes ``prospective_errors``, ``loss``
+    and ``beta``), a one-to-one projection ``EX: err_X -> X`` (target ``error``, signal ``e``,
+    weight ``gamma``), and for l >= 2 a backward projection ``B<l>: err_l -> err_(l-1)`` with
+    weights tied to ``W<l>^T`` (``feedback="transpose"``) or fixed ``B ~ N(0, feedback_std^2)``
+    (``"random"``; none for ``"none"``). The forward weights learn from ``err_X``.
     """
+    if error_populations:
+        return _gle_cortical(input_size, layers, name=name, input_name=input_name, feedback=feedback,
+                             feedback_std=feedback_std)
     c = Circuit(name)
     c.add_population(input_name, "input", int(input_size))
     prev = input_name
@@ -115,6 +129,46 @@ def gle_layered(input_size, layers, *, name="gle", input_name="input", feedback=
         c.add_projection(prev, nm, "basal", name=f"W{i}", signal=sig, weights=w or {"dist": "kaiming_uniform"},
                          plasticity=pl or {"rule": "none"}, feedback=feedback)
         prev = nm
+    return c
+
+
+ERROR_KEYS = ("prospective_errors", "loss", "beta")
+
+
+def _gle_cortical(input_size, layers, *, name, input_name, feedback, feedback_std):
+    """The cortical mapping of :func:`gle_layered` (separate representation and error populations)."""
+    c = Circuit(name)
+    c.add_population(input_name, "input", int(input_size))
+    prev, names = input_name, []
+    for i, spec in enumerate(layers, start=1):
+        spec = dict(spec)
+        size = int(spec.pop("size"))
+        nm = spec.pop("name", "output" if i == len(layers) else f"layer{i}")
+        w = spec.pop("weights", None)
+        pl = dict(spec.pop("plasticity", None) or {"rule": "none"})
+        sig = spec.pop("signal", "r")
+        gamma = spec.pop("gamma", 1.0)
+        err = {k: spec.pop(k) for k in ERROR_KEYS if k in spec}
+        err.setdefault("prospective_errors", False)
+        if isinstance(w, np.ndarray) or isinstance(w, (list, tuple)):
+            w = {"dist": "array", "value": np.asarray(w, float).reshape(size, -1)}
+        c.add_population(nm, "rate", size, **spec)
+        c.add_population(f"err_{nm}", "error", size, partner=nm, **err)
+        if pl.get("rule", "none") == "error":
+            pl["error_source"] = f"err_{nm}"
+        c.add_projection(prev, nm, "basal", name=f"W{i}", signal=sig, weights=w or {"dist": "kaiming_uniform"},
+                         plasticity=pl, feedback="none")
+        g = np.asarray(gamma, float)
+        gw = ({"dist": "constant", "value": float(g)} if g.ndim == 0 else
+              {"dist": "array", "value": np.broadcast_to(g, (size,)).copy()})
+        c.add_projection(f"err_{nm}", nm, "error", name=f"E{i}", signal="e", connector={"kind": "one_to_one"},
+                         weights=gw)
+        if i >= 2 and feedback != "none":
+            wb = ({"transpose_of": f"W{i}"} if feedback == "transpose" else
+                  {"dist": "normal", "mean": 0.0, "std": feedback_std})
+            c.add_projection(f"err_{nm}", f"err_{prev}", "error", name=f"B{i}", signal="e", weights=wb)
+        prev = nm
+        names.append(nm)
     return c
 
 

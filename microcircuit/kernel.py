@@ -13,7 +13,12 @@ synchronous scheme, current for the sequential one):
   ``u_pros = u + tau_r du/dt`` (``tau_r = 1/g_tot`` in LE-microcircuit mode),
   ``u <- u + dt du/dt + sigma sqrt(dt) xi``, ``r = phi(u_pros)``.
 * ``error``: ``eps = phi'(R) * (sum W^T e_post) + eps_ext + beta e_trg``; error neuron
-  ``dv/dt = (eps - v)/tau_r``, ``e = v + tau_m dv/dt`` (or ``e = eps``).
+  ``dv/dt = (eps - v)/tau_r``, ``e = v + tau_m dv/dt`` (or ``e = eps``). A separate error
+  population (cortical mapping, ``models/error.py``; ``pop_int[:, 11]`` = partner offset) reads
+  phi', r, u_pros, tau_m, tau_r of its partner; ``error_project`` (op 9) fills its error input
+  with ``W^T e`` (tied, ``proj_int[:, 15]``), ``B e`` or fixed rate comparisons; ``project_error``
+  (op 10) carries e into a port reading the current step; rule ``error`` and bias/tau learning
+  read e of the error population (``proj_int[:, 16]``, ``pop_int[:, 11]``).
 * ``plasticity``: ``dW = dt eta <f_post r_pre^T>_batch`` with f_post = e (LE/GLE),
   ``r - phi(att v_port)`` (Urbanczik–Senn) or ``-v_apical`` (homeostatic), optionally low-passed
   with ``tau_w``, masked and clipped. Optional optimiser on the (filtered) estimate ``g``
@@ -29,7 +34,8 @@ import math
 import numpy as np
 from numba import njit
 
-from .activations import phi, dphi
+from .activations import phi, phi_and_dphi
+from .blas import gemm
 
 # Keep in sync with compile.py / models/base.py
 _U, _UP, _R, _RP, _E, _UD, _V0, _V1, _EPS, _VERR, _UT = range(11)
@@ -39,7 +45,7 @@ _BLAS_MIN_SIZE = 16384   # products of at least this many multiply-adds (n_post*
 @njit(cache=True, nogil=True)
 def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma,
               sigma, bias, err_tau, proj_int, proj_float, W, dwf, masks, state, prev, ports, ext,
-              stim_int, stim, gates, rec_int, rec_idx, rec_buf, rng, status):
+              stim_int, stim, stim_row, gates, rec_int, rec_idx, rec_buf, rng, status):
     NB = N * B
     sqdt = math.sqrt(dt)
     R = prev if scheme == 0 else state
@@ -55,18 +61,32 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
         for q in range(n_ops):
             op = ops[q, 0]
             arg = ops[q, 1]
-            if op == 0:  # copy current signals u..e to the previous-step buffer
-                prev[:5 * NB] = state[:5 * NB]
-            elif op == 1:  # stimuli
-                ext[:3 * NB] = 0.0
+            if op == 0:  # copy neurons [lo, hi) of the signal rows to the previous-step buffer
+                lo = (arg >> 31) * B
+                hi = (arg & 0x7FFFFFFF) * B
+                for x in range(lo, hi):
+                    prev[x] = state[x]
+            elif op == 1:  # stimuli: row stim_row[kk, s] of the chunk's value block, columns col..col+n
+                # ext rows 0-2 (target, current, error input) are written by stimuli only: clear their
+                # regions, then accumulate (two stimuli may drive the same population)
+                for s in range(stim_int.shape[0]):
+                    kind = stim_int[s, 2]
+                    if kind != 0:
+                        slot = 1 if kind == 1 else (0 if kind == 2 else 2)
+                        lo = slot * NB + stim_int[s, 0] * B
+                        for x in range(lo, lo + stim_int[s, 1] * B):
+                            ext[x] = 0.0
                 for s in range(stim_int.shape[0]):
                     off = stim_int[s, 0]
                     n = stim_int[s, 1]
                     kind = stim_int[s, 2]
                     col = stim_int[s, 3]
+                    row = stim_row[kk, s]
+                    if kind == 0 and kk > 0 and row == stim_row[kk - 1, s]:
+                        continue      # held input: the rates written last step are still in place
                     for ii in range(n):
                         for b in range(B):
-                            x = stim[kk, col + ii, b]
+                            x = stim[row, col + ii, b]
                             idx = (off + ii) * B + b
                             if kind == 0:
                                 state[_R * NB + idx] = x
@@ -110,9 +130,14 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
                 if g != 0.0 and eta != 0.0 and t >= proj_float[arg, 3] and t < proj_float[arg, 4]:
                     _plasticity(arg, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dwf, masks,
                                 state, R, dt * eta * g, dt, NB, B, scratch)
-            elif op == 8:  # bias and time-constant learning
-                if gates[kk, 1] != 0.0:
+            elif op == 8:  # bias and time-constant learning (checked here: a call costs more than nothing)
+                if gates[kk, 1] != 0.0 and (pop_float[arg, 3] != 0.0 or (pop_int[arg, 6] != 0
+                                                                         and pop_float[arg, 1] != 0.0)):
                     _pop_learn(arg, pop_int, pop_float, g0, bias, state, gates[kk, 1], dt, NB, B, dwf)
+            elif op == 9:  # cortical mapping: errors between error populations (W^T e tied, or fixed B e)
+                _error_project(arg, proj_int, W, R, ext, NB, B)
+            elif op == 10:  # cortical mapping: a projection carrying e reads the current step's error
+                _project(arg, proj_int, W, state, ports, NB, B)
         # recording
         for rr in range(rec_int.shape[0]):
             stride = rec_int[rr, 4]
@@ -133,7 +158,7 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
     status[0] = K
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline='always')
 def _project(j, proj_int, W, R, ports, NB, B):
     pre_off = proj_int[j, 0]
     npre = proj_int[j, 1]
@@ -152,8 +177,7 @@ def _project(j, proj_int, W, R, ports, NB, B):
         return
     Wm = W[woff:woff + npost * npre].reshape(npost, npre)
     if npost * npre * B >= _BLAS_MIN_SIZE:
-        d2 = dst.reshape(npost, B)
-        d2 += np.dot(Wm, src.reshape(npre, B))
+        gemm(False, False, npost, B, npre, 1.0, Wm, src, 1.0, dst)      # port += W r
     elif B == 1:
         for o in range(npost):
             acc = 0.0
@@ -169,7 +193,7 @@ def _project(j, proj_int, W, R, ports, NB, B):
                 dst[o * B + b] += acc
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline='always')
 def _backproject(j, proj_int, W, R, ext, NB, B):
     pre_off = proj_int[j, 0]
     npre = proj_int[j, 1]
@@ -180,8 +204,7 @@ def _backproject(j, proj_int, W, R, ext, NB, B):
     e = R[_E * NB + post_off * B: _E * NB + (post_off + npost) * B]
     acc = ext[3 * NB + pre_off * B: 3 * NB + (pre_off + npre) * B]
     if npost * npre * B >= _BLAS_MIN_SIZE:
-        a2 = acc.reshape(npre, B)
-        a2 += np.dot(Wm.T, e.reshape(npost, B))
+        gemm(True, False, npre, B, npost, 1.0, Wm, e, 1.0, acc)         # eps_in += W^T e
         return
     for o in range(npost):
         for b in range(B):
@@ -192,6 +215,51 @@ def _backproject(j, proj_int, W, R, ext, NB, B):
 
 
 @njit(cache=True, nogil=True)
+def _error_project(j, proj_int, W, R, ext, NB, B):
+    """Cortical mapping: a signal (errors e of an error population, or rates) into the error input of
+    an error population (post): ``acc += W^T e`` with W the tied forward weights (n_pre, n_post), or
+    ``acc += B x`` with the projection's own fixed weights (n_post, n_pre, or one-to-one)."""
+    pre_off = proj_int[j, 0]
+    npre = proj_int[j, 1]
+    post_off = proj_int[j, 2]
+    npost = proj_int[j, 3]
+    woff = proj_int[j, 6]
+    sig = proj_int[j, 5]
+    e = R[sig * NB + pre_off * B: sig * NB + (pre_off + npre) * B]
+    acc = ext[3 * NB + post_off * B: 3 * NB + (post_off + npost) * B]
+    big = npost * npre * B >= _BLAS_MIN_SIZE
+    if proj_int[j, 15] >= 0:   # tied: the same loop order as _backproject of the fused form
+        Wm = W[woff:woff + npre * npost].reshape(npre, npost)
+        if big:
+            a2 = acc.reshape(npost, B)
+            a2 += np.dot(Wm.T, e.reshape(npre, B))
+            return
+        for o in range(npre):
+            for b in range(B):
+                eo = e[o * B + b]
+                if eo != 0.0:
+                    for p in range(npost):
+                        acc[p * B + b] += Wm[o, p] * eo
+        return
+    if proj_int[j, 7] == 1:   # one-to-one
+        for o in range(npost):
+            for b in range(B):
+                acc[o * B + b] += W[woff + o] * e[o * B + b]
+        return
+    Wm = W[woff:woff + npost * npre].reshape(npost, npre)
+    if big:
+        a2 = acc.reshape(npost, B)
+        a2 += np.dot(Wm, e.reshape(npre, B))
+        return
+    for o in range(npost):
+        for b in range(B):
+            a = 0.0
+            for p in range(npre):
+                a += Wm[o, p] * e[p * B + b]
+            acc[o * B + b] += a
+
+
+@njit(cache=True, nogil=True, inline='always')
 def _soma(i, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigma, bias, state, ports, ext,
           gate_nudge, dt, sqdt, NB, B, rng):
     off = pop_int[i, 0]
@@ -223,8 +291,9 @@ def _soma(i, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigma, bias,
                 bad = True
             state[_U * NB + x] = un
             state[_UP * NB + x] = up
-            state[_R * NB + x] = phi(up, act, a0, a1, a2)
-            state[_RP * NB + x] = dphi(up, act, a0, a1, a2)
+            rr, rp = phi_and_dphi(up, act, a0, a1, a2)
+            state[_R * NB + x] = rr
+            state[_RP * NB + x] = rp
             state[_UD * NB + x] = ud
             state[_V0 * NB + x] = v0
             state[_V1 * NB + x] = v1
@@ -232,39 +301,44 @@ def _soma(i, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigma, bias,
     return bad
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline='always')
 def _error(i, pop_int, pop_float, g0, err_tau, state, R, ext, gate_nudge, dt, NB, B, sm):
     off = pop_int[i, 0]
     n = pop_int[i, 1]
     loss = pop_int[i, 3]
     prosp = pop_int[i, 5] == 1
     beta = pop_float[i, 0] * gate_nudge
+    # separate error population (cortical mapping): phi', r, u_pros, tau_m, tau_r of the partner
+    # (only error populations run this op when they have a partner; fused rate populations have none)
+    sh = pop_int[i, 11] - off if pop_int[i, 11] >= 0 else 0
     if loss == 3:  # softmax of the output rates, per batch copy
         for b in range(B):
             mx = -1e300
             for ii in range(off, off + n):
-                mx = max(mx, R[_R * NB + ii * B + b])
+                mx = max(mx, R[_R * NB + (ii + sh) * B + b])
             z = 0.0
             for ii in range(off, off + n):
-                z += math.exp(R[_R * NB + ii * B + b] - mx)
+                z += math.exp(R[_R * NB + (ii + sh) * B + b] - mx)
             sm[b] = mx + math.log(z)
     bad = False
     for ii in range(off, off + n):
+        jj = ii + sh
         for b in range(B):
             x = ii * B + b
-            eps = R[_RP * NB + x] * ext[3 * NB + x] + ext[2 * NB + x]
+            y = jj * B + b
+            eps = R[_RP * NB + y] * ext[3 * NB + x] + ext[2 * NB + x]
             ext[3 * NB + x] = 0.0
             if loss == 1:
-                eps += beta * R[_RP * NB + x] * (ext[x] - R[_R * NB + x])
+                eps += beta * R[_RP * NB + y] * (ext[x] - R[_R * NB + y])
             elif loss == 2:
-                eps += beta * (ext[x] - R[_UP * NB + x])
+                eps += beta * (ext[x] - R[_UP * NB + y])
             elif loss == 3:
-                eps += beta * (ext[x] - math.exp(R[_R * NB + x] - sm[b]))
+                eps += beta * (ext[x] - math.exp(R[_R * NB + y] - sm[b]))
             state[_EPS * NB + x] = eps
             if prosp:
                 v = state[_VERR * NB + x]
-                vd = (eps - v) / err_tau[ii]
-                e = v + vd / g0[ii]
+                vd = (eps - v) / err_tau[jj]
+                e = v + vd / g0[jj]
                 state[_VERR * NB + x] = v + dt * vd
             else:
                 e = eps
@@ -288,7 +362,7 @@ def _opt_step(kind, a, b, eps, bc1, bc2, buf, k, n, g):
     return (m / bc1) / (math.sqrt(v / bc2) + eps)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline='always')
 def _plasticity(j, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dwf, masks, state, R, c, dt,
                 NB, B, pf):
     pre_off = proj_int[j, 0]
@@ -321,13 +395,14 @@ def _plasticity(j, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dw
         proj_float[j, 9] += 1.0
         bc1 = 1.0 - oa ** proj_float[j, 9]
         bc2 = 1.0 - ob ** proj_float[j, 9]
-    # postsynaptic factor
+    # postsynaptic factor (rule "error": e of the post population, or of its error population)
+    eoff = proj_int[j, 16] if proj_int[j, 16] >= 0 else post_off
     for o in range(npost):
         ii = post_off + o
         for b in range(B):
             x = ii * B + b
             if rule == 1:
-                f = state[_E * NB + x]
+                f = state[_E * NB + (eoff + o) * B + b]
             elif rule == 2:
                 gp = g1[ii] if port == 1 else g0[ii]
                 att = gp / (g_lk[ii] + g0[ii] + g1[ii])
@@ -365,7 +440,7 @@ def _plasticity(j, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dw
     if dwoff < 0 and moff < 0 and wmax <= 0.0 and okind == 0:
         # fast path (plain SGD, dense): W += c <f r^T>; rows with zero post factor are skipped
         if B > 1 and npost * npre * B >= _BLAS_MIN_SIZE:
-            Wm += (c * inv_b) * np.dot(pf[:npost * B].reshape(npost, B), pre.reshape(npre, B).T)
+            gemm(False, True, npost, npre, B, c * inv_b, pf, pre, 1.0, W[woff:woff + npost * npre])  # W += c <f r^T>
         elif B == 1:
             for o in range(npost):
                 co = c * pf[o]
@@ -429,14 +504,16 @@ def _pop_learn(i, pop_int, pop_float, g0, bias, state, gate, dt, NB, B, dwf):
         pop_float[i, 11] += 1.0
         bc1 = 1.0 - oa ** pop_float[i, 11]
         bc2 = 1.0 - ob ** pop_float[i, 11]
+    esh = pop_int[i, 11] - off if pop_int[i, 11] >= 0 else 0   # e of a partner error population
     for ii in range(off, off + n):
         me = 0.0
         mt = 0.0
         for b in range(B):
             x = ii * B + b
-            me += state[_E * NB + x]
+            xe = (ii + esh) * B + b
+            me += state[_E * NB + xe]
             if rule == 1:
-                mt += state[_E * NB + x] * state[_UD * NB + x]
+                mt += state[_E * NB + xe] * state[_UD * NB + x]
             elif rule == 2:
                 mt += (state[_UP * NB + x] - state[_V0 * NB + x]) * state[_UD * NB + x]
         if eta_b != 0.0:

@@ -93,6 +93,9 @@ def conductance_table(prog_or_circuit) -> str:
             (g["g_A"] if p.model == "pyramidal" else 0.0)
         src = p.params.get("morphology") and f"morphology {p.params['morphology']}" or \
             f"preset {p.params.get('preset', 'sacramento2018')}"
+        explicit = [k for k in ("g_lk", "g_B", "g_A", "g_D", "g_som") if p.params.get(k) is not None]
+        if explicit:
+            src += "; explicit " + ", ".join(explicit)
         used = {"pyramidal": ("g_lk", "g_B", "g_A", "g_som"), "output_pyramidal": ("g_lk", "g_B", "g_som"),
                 "interneuron": ("g_lk", "g_D", "g_som")}[p.model]
         cells = [f"{g[k]:.4g}" if k in used else "-" for k in ("g_lk", "g_B", "g_A", "g_D", "g_som")]
@@ -116,7 +119,7 @@ def dendritic_microcircuit(sizes=(9, 30, 3), *, preset="bern", latent_equilibriu
                            activation="softplus", activation_params=None, top_down="fixed", eta=None,
                            tau_w=0.0, w_max=None, init="random", seed=0, sigma=0.0, weight_scale=1.0,
                            conductances=None, morphology=None, interneuron_morphology=None,
-                           name="dendritic_microcircuit") -> Circuit:
+                           output_morphology=None, name="dendritic_microcircuit") -> Circuit:
     """Build the dendritic-error microcircuit (see module docstring for names).
 
     sizes : [n_in, n_hidden..., n_out] (at least one hidden layer).
@@ -129,6 +132,9 @@ def dendritic_microcircuit(sizes=(9, 30, 3), *, preset="bern", latent_equilibriu
         [hidden, output] clip (LE code: [4, 5]).
     init : "random" (all weights U(-s, s), s = weight_scale) or "self_predicting" (up and down
         random, ip/pi in the closed form of §E.3).
+    morphology, interneuron_morphology, output_morphology : bundled cell id (or SWC path) from
+        which the hidden pyramids', interneurons' and output pyramids' conductances are derived
+        (``morphology.derive_conductances``; explicit ``conductances`` still win).
     """
     sizes = [int(s) for s in sizes]
     if len(sizes) < 3:
@@ -167,10 +173,15 @@ def dendritic_microcircuit(sizes=(9, 30, 3), *, preset="bern", latent_equilibriu
     for k in range(1, N):
         extra = {"morphology": morphology} if morphology else {}
         c.add_population(pyr[k], "pyramidal", sizes[k], **common, **extra)
+    # declaration order = update order of the sequential (Gauss-Seidel) scheme on this cyclic
+    # graph: all pyramids bottom-up, then the interneurons, so that inter{k} is nudged by the
+    # *current* step's potential of the pyramid above (as its dendrite sees the current rates of
+    # pyr{k}); apical inputs then read the previous step (back edges).
+    c.add_population("output", "output_pyramidal", sizes[N], **common,
+                     **({"morphology": output_morphology} if output_morphology else {}))
     for k in range(1, N):
         extra = {"morphology": interneuron_morphology} if interneuron_morphology else {}
         c.add_population(f"inter{k}", "interneuron", sizes[k + 1], **common, **extra)
-    c.add_population("output", "output_pyramidal", sizes[N], **common)
 
     rng = np.random.default_rng(seed)
     s = float(weight_scale)
@@ -323,7 +334,9 @@ class MicrocircuitRunner:
 
     t_pres : presentation time (ms). learning_lag : plasticity off for this long after each
     switch (ms). tau_in : input low-pass at switches (ms). target_delay : steps the target lags
-    the input (default 1 under LE, §E.6.4, else 0). out_lag : evaluation reads the output
+    the input (default 1 under LE with the synchronous scheme, §E.6.4, else 0). scheme :
+    "synchronous" (Jacobi, as the published codes) or "sequential" (Gauss-Seidel: pyramids
+    bottom-up, then interneurons; LE is then exact, no pipeline delay). out_lag : evaluation reads the output
     potential averaged from out_lag to t_pres (default: the last step under LE — u_pros — and
     t_pres/2 in the original model). sum_batch : multiply every learning rate by ``batch`` so
     that the batch-mean update equals the sum of the streams' online updates.
@@ -339,7 +352,10 @@ class MicrocircuitRunner:
             raise CircuitError(f"t_pres = {t_pres} ms must be a whole number (>= 1) of steps of dt = {dt}")
         self.t_pres = t_pres
         self.tau_in = float(tau_in)
-        self.target_delay = (1 if self.le else 0) if target_delay is None else int(target_delay)
+        # LE under the synchronous (Jacobi) scheme: the output sees the input N-1... steps late,
+        # one step per layer; the target is shifted by one step (§E.6.4). No delay otherwise.
+        self.target_delay = (1 if self.le and scheme == "synchronous" else 0) if target_delay is None \
+            else int(target_delay)
         self.out_lag = out_lag
         self.n_in = circuit.population("input").size
         self.n_out = circuit.population("output").size

@@ -13,7 +13,7 @@ _U, _UP, _R, _RP, _E, _UD, _V0, _V1, _EPS, _VERR, _UT = range(11)
 
 def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma,
               sigma, bias, err_tau, proj_int, proj_float, W, dwf, masks, state, prev, ports, ext,
-              stim_int, stim, gates, rec_int, rec_idx, rec_buf, rng, status):
+              stim_int, stim, stim_row, gates, rec_int, rec_idx, rec_buf, rng, status):
     S = state.reshape(-1, N, B)          # views: updates write through
     Pv = prev.reshape(-1, N, B)
     Po = ports.reshape(-1, N, B)
@@ -24,11 +24,14 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
         t = step * dt
         for op, arg in ops:
             if op == 0:
-                Pv[:5] = S[:5]
+                lo, hi = (arg >> 31) * B, (arg & 0x7FFFFFFF) * B
+                prev[lo:hi] = state[lo:hi]
             elif op == 1:
-                X[:3] = 0.0
                 for off, n, kind, col in stim_int:
-                    x = stim[kk, col:col + n, :]
+                    if kind != 0:
+                        X[{1: 1, 2: 0, 3: 2}[kind], off:off + n] = 0.0
+                for si, (off, n, kind, col) in enumerate(stim_int):
+                    x = stim[stim_row[kk, si], col:col + n, :]
                     if kind == 0:
                         S[_R, off:off + n] = x
                         S[_U, off:off + n] = x
@@ -68,6 +71,23 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
             elif op == 8:
                 if gates[kk, 1] != 0:
                     _pop_learn(arg, pop_int, pop_float, g0, bias, S, gates[kk, 1], dt, B, dwf)
+            elif op == 9:   # cortical mapping: W^T e (tied), B e, or fixed rate comparisons into an error pop
+                po, npre, qo, npost = proj_int[arg, :4]
+                wo = proj_int[arg, 6]
+                e = Rd[proj_int[arg, 5], po:po + npre]     # e of an error population, or a rate
+                if proj_int[arg, 15] >= 0:
+                    X[3, qo:qo + npost] += W[wo:wo + npre * npost].reshape(npre, npost).T @ e
+                elif proj_int[arg, 7]:
+                    X[3, qo:qo + npost] += W[wo:wo + npost, None] * e
+                else:
+                    X[3, qo:qo + npost] += W[wo:wo + npost * npre].reshape(npost, npre) @ e
+            elif op == 10:  # a projection carrying e reads the current step's error
+                po, npre, qo, npost, port, sig, wo, diag = proj_int[arg, :8]
+                src = S[sig, po:po + npre]
+                if diag:
+                    Po[port, qo:qo + npost] += W[wo:wo + npost, None] * src
+                else:
+                    Po[port, qo:qo + npost] += W[wo:wo + npost * npre].reshape(npost, npre) @ src
         for code, poff, ioff, nsel, stride, boff, ncomp, ci in rec_int:
             if step % stride:
                 continue
@@ -106,22 +126,24 @@ def _error(i, pop_int, pop_float, g0, err_tau, S, Rd, X, gate, dt):
     loss, prosp = pop_int[i, 3], pop_int[i, 5]
     beta = pop_float[i, 0] * gate
     sl = slice(off, off + n)
-    eps = Rd[_RP, sl] * X[3, sl] + X[2, sl]
+    # a separate error population (cortical mapping) reads phi', r, u_pros, tau_m, tau_r of its partner
+    ps = slice(pop_int[i, 11], pop_int[i, 11] + n) if pop_int[i, 11] >= 0 else sl
+    eps = Rd[_RP, ps] * X[3, sl] + X[2, sl]
     X[3, sl] = 0.0
     y = X[0, sl]
     if loss == 1:
-        eps = eps + beta * Rd[_RP, sl] * (y - Rd[_R, sl])
+        eps = eps + beta * Rd[_RP, ps] * (y - Rd[_R, ps])
     elif loss == 2:
-        eps = eps + beta * (y - Rd[_UP, sl])
+        eps = eps + beta * (y - Rd[_UP, ps])
     elif loss == 3:
-        r = Rd[_R, sl]
+        r = Rd[_R, ps]
         z = np.exp(r - r.max(axis=0))
         eps = eps + beta * (y - z / z.sum(axis=0))
     S[_EPS, sl] = eps
     if prosp:
         v = S[_VERR, sl].copy()
-        vd = (eps - v) / err_tau[sl, None]
-        e = v + vd / g0[sl, None]
+        vd = (eps - v) / err_tau[ps, None]
+        e = v + vd / g0[ps, None]
         S[_VERR, sl] = v + dt * vd
     else:
         e = eps
@@ -149,8 +171,9 @@ def _plasticity(j, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dw
     tau_w, wmax = proj_float[j, 1], proj_float[j, 2]
     sl = slice(qo, qo + npost)
     v = S[7 if port == 1 else 6, sl]
-    if rule == 1:
-        f = S[_E, sl]
+    if rule == 1:   # e of the post population, or of the error population named by proj_int[:, 16]
+        eo = proj_int[j, 16] if proj_int[j, 16] >= 0 else qo
+        f = S[_E, eo:eo + npost]
     elif rule == 2:
         gp = (g1 if port == 1 else g0)[sl, None]
         att = gp / (g_lk[sl, None] + g0[sl, None] + g1[sl, None])
@@ -193,12 +216,13 @@ def _pop_learn(i, pop_int, pop_float, g0, bias, S, gate, dt, B, dwf):
     rule = pop_int[i, 6]
     eta_b, eta_t, tmin = pop_float[i, 3] * gate, pop_float[i, 1] * gate, pop_float[i, 2]
     sl = slice(off, off + n)
+    es = slice(pop_int[i, 11], pop_int[i, 11] + n) if pop_int[i, 11] >= 0 else sl   # partner error pop
     if eta_b != 0:
-        bias[sl] += dt * eta_b * S[_E, sl].mean(axis=1)
+        bias[sl] += dt * eta_b * S[_E, es].mean(axis=1)
     if rule != 0 and eta_t != 0:
         tau = 1.0 / g0[sl]
         if rule == 1:
-            gt = (S[_E, sl] * S[_UD, sl]).sum(axis=1) / B
+            gt = (S[_E, es] * S[_UD, sl]).sum(axis=1) / B
         else:
             gt = ((S[_UP, sl] - S[_V0, sl]) * S[_UD, sl]).sum(axis=1) / B
         okind = int(pop_float[i, 7])

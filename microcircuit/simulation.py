@@ -201,11 +201,20 @@ class Simulation:
         return self.program.step * self.program.dt
 
     def stimulus_block(self, k0, K):
+        """Values of every stimulus for steps k0..k0+K-1 as ``(block, row)``: step ``k`` of stimulus ``s``
+        reads ``block[row[k, s], cols of s, :]``. A held stimulus (a dataset sample shown for many steps)
+        contributes one block row per distinct sample, not one per step."""
         prog = self.program
-        out = np.zeros((K, prog.n_stim_cols, prog.batch), prog.dtype)
-        for s, (off, n, kind, col) in zip(prog.stimuli, prog.stim_int):
-            out[:, col:col + n, :] = s.values(k0, k0 + K, prog.dt, int(n), prog.batch)
-        return out
+        parts = [s.rows(k0, k0 + K, prog.dt, int(n), prog.batch) for s, (off, n, kind, col)
+                 in zip(prog.stimuli, prog.stim_int)]
+        row = np.zeros((K, len(parts)), np.int64)
+        out = np.zeros((max(sum(len(b) for b, _ in parts), 1), prog.n_stim_cols, prog.batch), prog.dtype)
+        r0 = 0
+        for si, ((blk, idx), (off, n, kind, col)) in enumerate(zip(parts, prog.stim_int)):
+            out[r0:r0 + len(blk), col:col + n, :] = blk
+            row[:, si] = r0 + np.asarray(idx, np.int64)
+            r0 += len(blk)
+        return out, row
 
     def run(self, duration=None, *, steps=None, progress=None):
         """Advance by ``duration`` (ms) or ``steps``. Returns ``self``."""
@@ -250,7 +259,7 @@ class Simulation:
 
     def _chunk(self, k0, K):
         prog = self.program
-        stim = self.stimulus_block(k0, K)
+        stim, stim_row = self.stimulus_block(k0, K)
         gates = np.ones((K, 2)) if self.gates is None else np.asarray(self.gates(k0, k0 + K), float)
         if gates.shape != (K, 2):
             raise SimulationError(f"gates({k0}, {k0 + K}) must return shape ({K}, 2), got {gates.shape}")
@@ -261,7 +270,7 @@ class Simulation:
                         prog.ops, prog.pop_int, prog.pop_float, nr["g_lk"], nr["g0"], nr["g1"], nr["g_nud"],
                         nr["tau_r"], nr["gamma"], nr["sigma"], nr["bias"], nr["err_tau"], prog.proj_int,
                         prog.proj_float, prog.weights, prog.dw_filter, prog.masks, prog.state, prog.prev,
-                        prog.ports, prog.ext, prog.stim_int, stim, gates, rec_int, rec_idx, rec_buf, prog.rng,
+                        prog.ports, prog.ext, prog.stim_int, stim, stim_row, gates, rec_int, rec_idx, rec_buf, prog.rng,
                         status)
         done = int(status[0])
         self._flush(views, rec_buf, k0, done)

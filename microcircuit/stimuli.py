@@ -46,7 +46,16 @@ class Stimulus:
         """Values for steps k0..k1-1 as an array (K, n, batch)."""
         steps = np.arange(k0, k1) - self.delay_steps
         t = steps * dt
-        x = np.asarray(self._values(t, steps, dt), dtype=float)
+        return self._shaped(self._values(t, steps, dt), n, batch)
+
+    def rows(self, k0: int, k1: int, dt: float, n: int, batch: int):
+        """``(block, index)``: distinct values ``block`` (M, n, batch) and, per step k0..k1-1, the row of
+        ``block`` it shows (K,). The default is one row per step; held stimuli override this so that a
+        sample shown for many steps is stored once."""
+        return self.values(k0, k1, dt, n, batch), np.arange(k1 - k0)
+
+    def _shaped(self, x, n, batch):
+        x = np.asarray(x, dtype=float)
         if x.ndim == 1:
             x = x[:, None]
         if x.shape[1] not in (1, n):
@@ -182,11 +191,17 @@ class ArrayStimulus(Stimulus):
             raise StimulusError(f"stimulus '{self.name}': array contains NaN or Inf")
         self.hold_steps, self.repeat = max(int(hold_steps), 1), repeat
 
-    def _values(self, t, steps, dt):
+    def _row_of_step(self, steps):
         idx = np.maximum(steps, 0) // self.hold_steps
         T = self.array.shape[0]
-        idx = idx % T if self.repeat else np.minimum(idx, T - 1)
-        return self.array[idx]
+        return idx % T if self.repeat else np.minimum(idx, T - 1)
+
+    def _values(self, t, steps, dt):
+        return self.array[self._row_of_step(steps)]
+
+    def rows(self, k0, k1, dt, n, batch):
+        uniq, inv = np.unique(self._row_of_step(np.arange(k0, k1) - self.delay_steps), return_inverse=True)
+        return self._shaped(self.array[uniq], n, batch), inv.reshape(-1)
 
 
 def load_array(path, key=None, source="stimulus") -> np.ndarray:

@@ -223,31 +223,61 @@ def test_bars_le_learns_fast_and_beats_original():
     assert acc_le >= acc_orig
 
 
-def test_relaxation_problem_le_vs_original():
+def test_bars_le_learns_at_three_steps_gauss_seidel():
+    """LE Fig. 3 at t_pres = 0.3 ms = 3 dt (tau_eff/18), sequential (Gauss-Seidel) order, 300
+    epochs: LE reaches 100 % training accuracy (measured for seeds 0-2; under Jacobi stepping the
+    one-step-per-layer pipeline delivers the apical error after the switch: 37.5-62.5 %)."""
+    from microcircuit.microcircuit_tasks import bars_run
+    assert bars_run(le=True, t_pres=0.3, epochs=300, seed=0, scheme="sequential")["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("t_pres", [0.1, 0.3, 5.0])
+def test_relaxation_problem_le_vs_original(t_pres):
     """F.3.5: 9-30-3, soft-ReLU, self-predicting, no plasticity, abrupt switches, dt 0.1: the
-    hidden layer's spurious basal error mean|phi(u) - phi(v_B_hat)| is >= 30x lower under LE."""
+    hidden layer's spurious basal error mean|phi(u) - phi(v_B_hat)| is >= 30x lower under LE at
+    every presentation time. Both models use the sequential (Gauss-Seidel) order (pyramids, then
+    interneurons): LE's error is then float rounding (measured ~5e-17) while the original's is
+    its relaxation error (0.21 at 0.1 ms ... 0.099 at 5 ms)."""
+    from microcircuit.microcircuit_tasks import relaxation_error
+    orig = relaxation_error(False, t_pres=t_pres)
+    le = relaxation_error(True, t_pres=t_pres)
+    assert le < 1e-12 and orig > 0.05, (orig, le)
+    assert le * 30 <= orig
+
+
+def test_relaxation_jacobi_residual_is_the_interneuron_nudge_delay():
+    """Cause of LE's residual under synchronous (Jacobi) stepping: inter1 is nudged by the output's
+    u_pros of the previous step while its dendrite already sees pyr1's current rate, so v_A != 0
+    for 1-2 steps after each switch. The residual per switch is fixed, so the mean error scales as
+    1/t_pres (measured 1.7e-3 at 1 ms, 3.3e-4 at 5 ms: ratio 5.0). With g_som = 0 for the
+    interneuron (no nudge; self-prediction through W_IP alone) W_IP r_1 and W_down r_out see pyr1
+    with the same one-step delay and v_A = 0 at every step (< 1e-12): the nudge delay is the
+    whole cause."""
+    from microcircuit.microcircuit_tasks import relaxation_error
+    e1 = relaxation_error(True, t_pres=1.0, scheme="synchronous")
+    e5 = relaxation_error(True, t_pres=5.0, scheme="synchronous")
+    assert 4.5 < e1 / e5 < 5.5, (e1, e5)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (16, 9))
-    err = {}
-    for le in (False, True):
-        c = dendritic_microcircuit([9, 30, 3], preset="bern", latent_equilibrium=le, init="self_predicting", seed=0)
-        run = MicrocircuitRunner(c, dt=0.1, t_pres=5.0)
-        sim, _, _ = run.present(x, None, mode="frozen", record=[Recording("pyr1", ["r", "v_B"])])
-        res = sim.results()["pyr1"]
-        g = PRESETS["bern"]
-        att = g["g_B"] / (g["g_lk"] + g["g_B"] + g["g_A"])
-        err[le] = np.mean(np.abs(res["r"].values - np.logaddexp(0, att * res["v_B"].values)))
-    assert err[True] * 30 <= err[False], err
+    c = dendritic_microcircuit([9, 30, 3], preset="bern", latent_equilibrium=True, init="self_predicting", seed=0)
+    c.population("inter1").params["g_som"] = 0.0
+    run = MicrocircuitRunner(c, dt=0.1, t_pres=1.0, scheme="synchronous")
+    sim, _, _ = run.present(x, None, mode="frozen", record=[Recording("pyr1", ["v_A"])])
+    assert np.abs(sim.results()["pyr1"]["v_A"].values).max() < 1e-12
 
 
 def test_mimic_111_recovers_teacher_weights():
     """LE Fig. 5 (§E.7): a 1-1-1 LE student copies a 1-1-1 teacher on 6 inputs (dt 0.01, t_pres
     1 ms, 3 self-prediction epochs with eta_IP 40, eta_PI 50, then eta_up (50, 10), eta_IP 20):
-    the student's bottom-up weights end within 1e-2 of the teacher's (measured 5.5e-4 after 500
-    epochs with a 0.05 ms learning lag; 0.10 without it)."""
+    the student's bottom-up weights end within 1e-2 of the teacher's (student seed 8, measured
+    6.5e-4 after 500 epochs with a 0.05 ms learning lag). Seed 8 draws a negative top-down
+    weight (-0.363); with its own random W_down it diverged (W_up1 -> -12.4: feedback alignment
+    in a 1-1-1 net needs sign(W_down) = sign(w_out)); the student uses the teacher's W_down, and
+    W_PI converges to the teacher's -W_down (to 1e-4)."""
     from microcircuit.microcircuit_tasks import run_mimic
-    res = run_mimic(epochs=500, seed=42)
+    res = run_mimic(epochs=500, seed=42, student_seed=8)
     assert res["max_abs_dev_up"] < 1e-2, res
+    assert abs(res["W_pi"] + res["W_down_teacher"]) < 1e-4, res
 
 
 def test_morphology_conductances_used():

@@ -2,9 +2,10 @@
 from .base import NeuronModel, Parameter, Variable
 from .input import INPUT
 from .rate import RATE
+from .error import ERROR
 from .pyramidal import PYRAMIDAL, OUTPUT_PYRAMIDAL, INTERNEURON, PRESETS
 
-MODELS = {m.name: m for m in (INPUT, RATE, PYRAMIDAL, OUTPUT_PYRAMIDAL, INTERNEURON)}
+MODELS = {m.name: m for m in (INPUT, RATE, PYRAMIDAL, OUTPUT_PYRAMIDAL, INTERNEURON, ERROR)}
 
 
 def get_model(name: str) -> NeuronModel:

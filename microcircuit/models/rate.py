@@ -80,5 +80,7 @@ RATE = NeuronModel(
         Variable("v_err", "1", "error-neuron membrane potential", SIG_VERR),
         Variable("v", "1", "compartment potentials", (SIG_U, SIG_V0), ("soma", "basal")),
     ]},
-    ports={"basal": PORT_PROXIMAL, "soma": PORT_CURRENT},
+    # "error": the one-to-one error input from a partner error population (models/error.py), which
+    # joins the basal potential v0 with the projection weight gamma
+    ports={"basal": PORT_PROXIMAL, "soma": PORT_CURRENT, "error": PORT_PROXIMAL},
 )

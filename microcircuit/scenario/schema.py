@@ -43,8 +43,10 @@ PROJECTION = {
     "name": Field("str"),
     "pre": Field("str", True, doc="presynaptic population"),
     "post": Field("str", True, doc="postsynaptic population"),
-    "target": Field("str", False, "basal", doc="compartment of post (basal, apical, dendrite, nudge, soma)"),
-    "signal": Field("str", False, "r", choices=("r", "u", "u_pros"), doc="what the projection carries"),
+    "target": Field("str", False, "basal", doc="compartment of post (basal, apical, dendrite, nudge, soma, "
+                                              "error)"),
+    "signal": Field("str", False, "r", choices=("r", "u", "u_pros", "e"),
+                    doc="what the projection carries (e: from an error population, models/error.py)"),
     "connector": Field("table", False),
     "weights": Field("table", False),
     "plasticity": Field("table", False),
@@ -69,6 +71,8 @@ WEIGHTS = {
     "value": Field("any", False),
     "file": Field("str", False, doc="weights from .npy/.npz/.zarr (path relative to the scenario)"),
     "key": Field("str", False),
+    "transpose_of": Field("str", False, doc="error projection between error populations whose weights are the "
+                                            "transpose of this forward projection (tied, exact weight transport)"),
 }
 
 PLASTICITY = {
@@ -84,6 +88,8 @@ PLASTICITY = {
     "beta1": Field("float", False, 0.9, low=0.0, doc="Adam first-moment decay"),
     "beta2": Field("float", False, 0.999, low=0.0, doc="Adam second-moment decay"),
     "eps": Field("float", False, 1e-8, low=0.0, doc="Adam epsilon"),
+    "error_source": Field("str", False, doc="rule error: the error population whose e is the post factor "
+                                            "(default: the post population's partner error population)"),
 }
 
 STIMULUS = {
