@@ -96,7 +96,8 @@ def run_le(task, seed, t_pres, *, model="le", quick=False, feedback="transpose",
     E = epochs if epochs is not None else cfg["quick_epochs" if quick else "epochs"]
     res = train(c, data, t_pres=t_pres, steps_per_presentation=STEPS, epochs=E, lr=LR_BP / BETA, batch=BATCH,
                 seed=seed, phases=("train", "test"), eval_initial=False, eval_every=max(E // 4, 1),
-                lr_schedule="cosine", adapt_presentations=adapt_presentations, progress=progress)
+                lr_schedule="cosine", adapt_presentations=adapt_presentations, progress=progress,
+                tau_learning_in_training=False)    # LE paper: tau_m adapts before training only
     return res
 
 

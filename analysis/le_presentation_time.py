@@ -121,7 +121,8 @@ def main():
              f"presentation, batch {C.BATCH}, BP lr {C.LR_BP} (LE lr {C.LR_BP / C.BETA} per presentation, "
              f"beta {C.BETA}), cosine schedule, epochs "
              + ", ".join(f"{t}: {C.TASKS[t]['quick_epochs' if quick else 'epochs']}" for t in C.TASKS)
-             + f". Hidden {C.HIDDEN}, output {C.OUTPUT}, MSE on rates. Wall time {total:.0f} s on "
+             + f". Hidden {C.HIDDEN}, output {C.OUTPUT}, MSE on rates. Wall time {total:.0f} s (this invocation; "
+             f"resumed runs not counted) on "
              f"{C.n_workers()} workers.", "", md, "", "## Acceptance", "",
              "| check | pass | value |", "|---|---|---|"]
     lines += [f"| {n} | {'yes' if ok else 'NO'} | {v} |" for n, ok, v in checks]

@@ -269,7 +269,8 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
           loss=None, targets=(0.0, 1.0), seed=0, shuffle=True, reset=False, phases=("train", "val", "test"),
           eval_initial=True, adapt_presentations=0, input_pop="input", output_pop="output",
           scheme="synchronous", output=None, overwrite=False, progress=False, snapshot_every=0,
-          attrs=None, dtype="float64", lr_schedule="constant", eval_every=1) -> TrainResult:
+          attrs=None, dtype="float64", lr_schedule="constant", eval_every=1,
+          tau_learning_in_training=True) -> TrainResult:
     """Train a network on a :class:`~microcircuit.datasets.SupervisedData` set by presenting samples.
 
     Parameters
@@ -295,6 +296,10 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
     eval_initial : evaluate the evaluation phases once before training (epoch 0)
     adapt_presentations : before training, present this many training samples with nudging off and
         plasticity on (the LE time-constant adaptation, ``tau_learning="le_adapt"``)
+    tau_learning_in_training : keep time-constant learning (``eta_tau``) on while training; False sets
+        ``eta_tau = 0`` after the adaptation presentations (the LE paper adapts tau_m before training
+        only; with nudging on, the error currents add fast components to du/dt and a large
+        ``eta_tau`` can make the explicit-Euler tau_m update unstable)
     output : Zarr store for the per-epoch ``metrics`` group (and weight ``snapshots``)
     snapshot_every : store all weights every this many epochs (0: never) in the result and output
     lr_schedule : "constant" or "cosine" (rates scaled by 0.5 (1 + cos(pi (e - 1) / E)) in epoch e, as
@@ -366,6 +371,7 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
                 "readout_window": readout_window, "readout_signal": readout_signal, "loss": loss,
                 "targets": list(map(float, targets)), "seed": int(seed), "shuffle": bool(shuffle),
                 "reset": bool(reset), "phases": list(phases), "adapt_presentations": int(adapt_presentations),
+                "tau_learning_in_training": bool(tau_learning_in_training),
                 "scheme": scheme, "lr_schedule": lr_schedule, "eval_every": int(eval_every),
                 "lr_factors": None if lr_factors is None else list(map(float, lr_factors)),
                 "circuit": circuit.describe()}
@@ -416,6 +422,9 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
         idx = rng.integers(0, len(x), size=(P, batch))
         X = np.ascontiguousarray(x[idx].transpose(0, 2, 1))
         runner.present(X, np.zeros((P, n_out, batch)), GATE_ADAPT)
+    if not tau_learning_in_training:
+        from .compile import PPF_ETA_TAU
+        runner.prog.pop_float[:, PPF_ETA_TAU] = 0.0
 
     eval_phases = [p for p in phases if p != "train"]
     bar = None
@@ -476,7 +485,7 @@ def _safe(name):
 _PROTOCOL_KEYS = {"dataset", "dataset_args", "t_pres", "dt", "steps_per_presentation", "epochs", "lr", "batch",
                   "lr_factors", "learn_bias", "readout", "readout_window", "readout_signal", "loss", "targets",
                   "seed", "shuffle", "reset", "phases", "eval_initial", "adapt_presentations", "input", "output",
-                  "snapshot_every", "lr_schedule", "eval_every"}
+                  "snapshot_every", "lr_schedule", "eval_every", "tau_learning_in_training"}
 
 
 def run_protocol(scenario, output=None, overwrite=False, progress=True) -> TrainResult:
@@ -522,6 +531,7 @@ def run_protocol(scenario, output=None, overwrite=False, progress=True) -> Train
               input_pop=proto.get("input", "input"), output_pop=proto.get("output", "output"),
               scheme=sim.get("scheme", "synchronous"), lr_schedule=proto.get("lr_schedule", "constant"),
               eval_every=int(proto.get("eval_every", 1)), snapshot_every=proto.get("snapshot_every", 0),
+              tau_learning_in_training=bool(proto.get("tau_learning_in_training", True)),
               output=output, overwrite=overwrite, progress=progress,
               attrs={"scenario": scenario.text, "scenario_name": scenario.name})
     if "steps_per_presentation" in proto:

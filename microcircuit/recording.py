@@ -724,7 +724,10 @@ class ZarrRecorder:
                 continue
             ts = self._times[tkey]
             if ts.n == 0:
-                self._adapt_chunks(ts, m)
+                # size chunks to the engine's chunk length when the caller said it (a short warm-up
+                # run first must not fix tiny chunks for the whole store)
+                hint = getattr(self, "block_steps_hint", None)
+                self._adapt_chunks(ts, -(-int(hint) // ts.stride) if hint else m)
             n0, n1 = ts.n, ts.n + m
             for key in ts.variables:
                 st = self._vars[key]
@@ -945,6 +948,23 @@ def _trim(ds, n_records: Mapping[str, Any]):
     return ds.isel(sel) if sel else ds
 
 
+def _open_ragged(p: Path, group, name: str, chunks: Any):
+    """Open a group whose arrays disagree on a dim's length: each array alone, trimmed to the
+    group's committed ``n_records``, then merged."""
+    import xarray as xr
+
+    arrays = [k for k, _ in group.arrays()]
+    n_records = dict(group.attrs).get("n_records", {})
+    parts = []
+    for a in arrays:
+        one = xr.open_zarr(str(p), group=name, consolidated=False, chunks=chunks, zarr_format=3,
+                           drop_variables=[x for x in arrays if x != a])
+        parts.append(_trim(one, n_records))
+    ds = xr.merge(parts, compat="override", join="exact", combine_attrs="override")
+    ds.attrs = dict(group.attrs)
+    return ds
+
+
 def open_recording(path: str | os.PathLike, *, chunks: Any = None):
     """Open a recording lazily as an ``xarray.DataTree``.
 
@@ -968,7 +988,12 @@ def open_recording(path: str | os.PathLike, *, chunks: Any = None):
         if name not in root:
             continue  # declared population whose group was never created (should not happen)
         try:
-            ds = xr.open_zarr(str(p), group=name, consolidated=False, chunks=chunks, zarr_format=3)
+            try:
+                ds = xr.open_zarr(str(p), group=name, consolidated=False, chunks=chunks, zarr_format=3)
+            except ValueError:
+                # a run killed between two arrays' resizes leaves arrays of different lengths along
+                # one dim; everything up to the group's committed n_records is still valid
+                ds = _open_ragged(p, root[name], name, chunks)
         except Exception as exc:
             raise RecordingError(f"{p}: cannot read group {name!r} ({type(exc).__name__}: {exc})") from exc
         nodes[f"/{name}"] = _trim(ds, ds.attrs.get("n_records", {}))

@@ -126,6 +126,7 @@ class Simulation:
             from .recording import ZarrRecorder
             self.recorder = ZarrRecorder(output, self._specs, dt=program.dt, batch=program.batch,
                                          chunk_records=None, attrs=base_attrs, overwrite=overwrite)
+            self.recorder.block_steps_hint = self.chunk_steps
         elif output is not None:
             from .recording import ZarrRecorder
             self.recorder = ZarrRecorder(output, [], dt=program.dt, batch=program.batch, attrs=base_attrs,
@@ -133,6 +134,10 @@ class Simulation:
         else:
             self.recorder = MemoryRecorder(self._specs, program.dt, program.batch, base_attrs)
         self._closed = False
+        # Zarr writes run on one background thread while the kernel (nogil) computes the next chunk;
+        # at most one block is in flight, and every reader of the store waits for it (``recorder``).
+        self._pending = None
+        self._writer = None
         # checkpoint/resume (microcircuit.checkpoint): write a checkpoint into the Zarr store every
         # this many steps (chunks are cut at the multiples, which does not change any result)
         self.checkpoint_every = checkpoint_every
@@ -141,6 +146,33 @@ class Simulation:
         else:
             from .reference import run_chunk
         self._run_chunk = run_chunk
+
+    # ----------------------------------------------------------- background writing
+    @property
+    def recorder(self):
+        """The recorder, after any block still being written has reached the store."""
+        self._drain()
+        return self._recorder
+
+    @recorder.setter
+    def recorder(self, value):
+        self._recorder = value
+
+    def _drain(self):
+        f, self._pending = getattr(self, "_pending", None), None
+        if f is not None:
+            f.result()          # re-raises a failed write here, in the caller's thread
+
+    def _write(self, blocks, steps):
+        rec = self._recorder
+        if isinstance(rec, MemoryRecorder):
+            rec.append(blocks, steps=steps)
+            return
+        self._drain()
+        if self._writer is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="microcircuit-zarr")
+        self._pending = self._writer.submit(rec.append, blocks, steps=steps)
 
     # ----------------------------------------------------------- recording plan
     def _build_plan(self, recordings):
@@ -246,6 +278,7 @@ class Simulation:
                     write_checkpoint(self)
                 if bar is not None:
                     bar.update(K)
+            self._drain()           # when run() returns, every record is in the store
         except KeyboardInterrupt:
             self._close(False, f"interrupted (KeyboardInterrupt) at step {prog.step}, t = {self.time:g} ms")
             raise
@@ -298,10 +331,16 @@ class Simulation:
             steps[spec.key] = st[:n_keep]
         if any(len(s) for s in steps.values()):
             nonempty = [k for k in blocks if len(steps[k])]
-            self.recorder.append({k: blocks[k] for k in nonempty}, steps={k: steps[k] for k in nonempty})
+            self._write({k: blocks[k] for k in nonempty}, {k: steps[k] for k in nonempty})
 
     def _close(self, complete, reason=None):
         if not self._closed:
+            try:
+                self._drain()
+            finally:
+                if self._writer is not None:
+                    self._writer.shutdown(wait=True)
+                    self._writer = None
             if hasattr(self.recorder, "set_attrs") and complete is not None:
                 try:
                     self.recorder.set_attrs(n_steps_done=int(self.program.step))
@@ -317,6 +356,7 @@ class Simulation:
 
     def results(self):
         """The recording as an :class:`xarray.DataTree` (lazy from Zarr, or from memory)."""
+        self._drain()
         if self.output_path is not None:
             from .recording import open_recording
             return open_recording(self.output_path)

@@ -161,3 +161,41 @@ def test_fourier_scenario_learns_the_sawtooth():
     var = np.var(y[test])
     assert np.mean((u[test] - y[test]) ** 2) < 0.30 * var
     assert np.mean((u[start] - y[start]) ** 2) > 0.50 * var
+
+
+def test_tau_learning_can_be_limited_to_the_adaptation_phase():
+    """train(tau_learning_in_training=False) sets eta_tau = 0 after the adaptation presentations: one
+    training epoch then leaves every tau_m exactly where adaptation put it (0 ms change), while with
+    the default (True) tau_m keeps moving during training (change > 1e-6 ms)."""
+    data = yin_yang(n_train=160, n_val=0, n_test=16)
+    noisy = {"dist": "relative_normal", "value": 10.0, "width": 0.3, "min": 1.0}
+    extra = {"tau_m": noisy, "tau_r": noisy, "tau_learning": "le_adapt", "eta_tau": 10.0}
+    c = layered([4, 10, 3], hidden={"activation": "relu", **extra},
+                output={"activation": "logistic", "loss": "rate", **extra}, eta=1.0)
+    kw = dict(t_pres=1.0, lr=1.0, batch=4, phases=("train",), eval_initial=False, seed=3, adapt_presentations=40,
+              shuffle=False)
+    tau0 = 1 / train(c, data, epochs=0, **kw).program.neuron["g0"][4:]
+    frozen = 1 / train(c, data, epochs=1, tau_learning_in_training=False, **kw).program.neuron["g0"][4:]
+    moving = 1 / train(c, data, epochs=1, **kw).program.neuron["g0"][4:]
+    np.testing.assert_array_equal(frozen, tau0)
+    assert np.max(np.abs(moving - tau0)) > 1e-6
+
+
+def test_presentation_sweep_resumes_from_partial_results(tmp_path):
+    """analysis/le_presentation_time.py reads finished runs back from its partial JSONL file: rows of
+    the current job list are kept once (BP rows match whatever their NaN t_pres), rows of other settings
+    and a truncated last line are ignored -> 2 of the 4 lines are resumed."""
+    sys.path.insert(0, str(ANALYSIS))
+    try:
+        import le_presentation_time as P
+    finally:
+        sys.path.remove(str(ANALYSIS))
+    f = tmp_path / "runs.partial.jsonl"
+    f.write_text('{"task": "digits", "model": "bp", "t_pres_over_tau": NaN, "seed": 1, "test_accuracy": 0.9}\n'
+                 '{"task": "digits", "model": "le", "t_pres_over_tau": 0.3, "seed": 1, "test_accuracy": 0.9}\n'
+                 '{"task": "digits", "model": "le", "t_pres_over_tau": 0.3, "seed": 9, "test_accuracy": 0.9}\n'
+                 '{"task": "digits", "model": "le", "t_pres_')
+    jobs = [("digits", "bp", float("nan"), 1, False), ("digits", "le", 0.3, 1, False),
+            ("digits", "le", 1.0, 1, False)]
+    rows = P.load_partial(f, jobs)
+    assert [(r["model"], r["seed"]) for r in rows] == [("bp", 1), ("le", 1)]

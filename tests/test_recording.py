@@ -500,3 +500,27 @@ def test_recorder_without_variables_holds_metrics_only(tmp_path):
     np.testing.assert_array_equal(tree["metrics"].loss.values, [2.0, 1.0])
     np.testing.assert_array_equal(tree["metrics"].epoch.values, [0, 1])
     assert "metrics (epoch: 2): loss" in describe_store(path)
+
+
+def test_store_killed_between_two_resizes_reads_committed_records(tmp_path):
+    """A SIGKILL between the resizes of two arrays of one group leaves them with different lengths;
+    the reader must return exactly the committed n_records (here 30 steps) of every variable, not fail."""
+    import zarr
+    import microcircuit as mc
+    from microcircuit.recording import open_recording
+    from microcircuit.simulation import Simulation, Recording
+    from microcircuit.stimuli import Sines
+
+    c = mc.layered([2, 3, 1])
+    prog = mc.compile(c, dt=0.1, stimuli=[Sines("input", amplitude=1.0, omega=1.0)])
+    out = tmp_path / "r.zarr"
+    sim = Simulation(prog, recordings=[Recording("layer1", ["u", "r"])], output=str(out), chunk_steps=10)
+    sim.run(steps=30)
+    sim.close()
+    g = zarr.open_group(str(out), mode="r+")["layer1"]
+    u = g["u"]
+    u.resize((u.shape[0] + 7, *u.shape[1:]))          # the first array grew, then the process died
+    tree = open_recording(out)
+    ds = tree["layer1"].to_dataset()
+    assert ds.sizes["time"] == 30
+    assert ds["u"].shape[0] == ds["r"].shape[0] == 30
