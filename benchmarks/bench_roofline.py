@@ -7,19 +7,21 @@ Workloads (plasticity on everywhere):
   (iv)  GLE 32-750-750-750-12, batch 1 (prospective errors)
   (v)   recording overhead: all variables of (iii) every step to Zarr vs no recording
 
-For each: steps/s of the Numba kernel and of the NumPy reference stepper, synapse updates/s
-(= steps/s x synapses x batch: every synapse is read in the forward pass, the error pass and
-written by plasticity once per step), and the fraction of a roofline built from numbers measured
-here: per step the work is >= 3 matrix products per weight matrix (forward W r, backward W^T e,
-update e r^T), so the roofline time per step is
+For each: steps/s of the Numba kernel and of the NumPy reference stepper in the same process, their
+ratio, synapse updates/s (= steps/s x synapses x batch), and two roofs measured here, now:
 
-    max( sum over matrices of 3 x (time of one NumPy GEMM/GEMV of that shape, measured),
-         bytes / copy bandwidth )          bytes = 3 reads + 1 write of every weight (8 B)
+* weight-traffic floor (the issue's definition for (i)): a step must read and write every weight at
+  least once, so its time is at least 2 x weight bytes / copy bandwidth, with the copy bandwidth
+  (bytes read + written per second by ``np.copyto``) measured on an array of the weights' size, i.e.
+  the floor is the time of one copy of the weights. ``% floor`` = floor time / step time.
+* GEMM roof (for (ii)): per weight matrix a step does three products, forward ``W r``, backward
+  ``W^T e`` and the update ``e r^T``; the roof time is the sum of NumPy's (BLAS) times for exactly
+  these shapes at this batch, and ``% GEMM`` = roof time / step time.
 
-Both terms are measured on this machine: NumPy (BLAS) GEMM GFLOP/s for exactly the layer shapes and
-batch, and copy bandwidth for arrays of the total weight size. If torch is installed, a per-step
-PyTorch loop of (i)/(ii) (forward, backward, outer-product update) is timed too. Finally, the
-second-run start-up time of a scenario (cache=True) in a fresh subprocess.
+The LE workloads present random "images" held for 10 steps each (as a dataset protocol does) with
+random targets; (iii) and (iv) use Ornstein-Uhlenbeck inputs. If torch is installed, a per-step
+PyTorch loop of (i)/(ii) is timed too. Finally, the second-run start-up time of a scenario
+(cache=True) in a fresh subprocess.
 
     python benchmarks/bench_roofline.py [--quick]
 """
@@ -38,15 +40,17 @@ import numpy as np
 
 import microcircuit as mc
 from microcircuit.simulation import Simulation, Recording
-from microcircuit.stimuli import OrnsteinUhlenbeck
+from microcircuit.stimuli import ArrayStimulus, OrnsteinUhlenbeck
 
 
 # ------------------------------------------------------------------------------- workloads
 def le_prog(batch):
     c = mc.layered([784, 300, 100, 10], hidden={"tau_m": 10.0, "activation": "hard_sigmoid"},
                    output={"tau_m": 10.0, "activation": "linear", "loss": "rate", "beta": 0.1}, eta=0.01)
-    stim = [OrnsteinUhlenbeck("input", sigma=1.0, tau=1.0, seed=1),
-            OrnsteinUhlenbeck("output", kind="target", sigma=0.5, tau=5.0, seed=2)]
+    rng = np.random.default_rng(1)
+    n_samples = 64
+    stim = [ArrayStimulus("input", rng.random((n_samples, 784, batch)), hold_steps=10, repeat=True),
+            ArrayStimulus("output", rng.random((n_samples, 10, batch)), hold_steps=10, repeat=True, kind="target")]
     return mc.compile(c, dt=0.1, batch=batch, stimuli=stim, seed=0)
 
 
@@ -109,38 +113,36 @@ def _best_time(fn, reps):
     return best
 
 
-def gemm_time(shape, batch):
-    """Measured seconds of one NumPy product W @ X for W (n_post, n_pre), X (n_pre, batch)."""
-    n_post, n_pre = shape
-    W = np.random.default_rng(0).standard_normal((n_post, n_pre))
-    X = np.random.default_rng(1).standard_normal((n_pre, batch))
-    reps = max(3, int(2e7 / max(1, n_post * n_pre * batch)))
-    return _best_time(lambda: W @ X, min(reps, 20000))
+def gemm_roof_time(prog):
+    """Seconds of NumPy's three products per weight matrix (W r, W^T e, e r^T) at this batch."""
+    B = prog.batch
+    total = 0.0
+    for n_post, n_pre in matrices(prog):
+        rng = np.random.default_rng(0)
+        W = rng.standard_normal((n_post, n_pre))
+        X = rng.standard_normal((n_pre, B))
+        E = rng.standard_normal((n_post, B))
+        reps = min(max(3, int(2e7 / max(1, n_post * n_pre * B))), 20000)
+        total += _best_time(lambda: W @ X, reps) + _best_time(lambda: W.T @ E, reps) \
+            + _best_time(lambda: E @ X.T, reps)
+    return total
 
 
-def copy_bandwidth(n_floats):
+def copy_time(n_floats):
+    """Seconds of one np.copyto of an array of n_floats doubles (read + write every element once)."""
     a = np.random.default_rng(0).standard_normal(max(n_floats, 1))
     b = np.empty_like(a)
-    reps = max(5, int(5e7 / a.size))
-    t = _best_time(lambda: np.copyto(b, a), min(reps, 20000))
-    return 2 * a.nbytes / t          # bytes read + written per second
+    reps = min(max(5, int(5e7 / a.size)), 20000)
+    return _best_time(lambda: np.copyto(b, a), reps)
 
 
-def roofline_steps(prog):
-    """Roofline steps/s: max(flops / best measured GEMM rate for these shapes, bytes / copy bandwidth).
-
-    The compute roof is the best GFLOP/s NumPy reaches on any of the workload's own shapes at its batch
-    (small shapes are dominated by call overhead, which is not a hardware limit)."""
-    B = prog.batch
-    shapes = matrices(prog)
-    gfs = [2 * a * b * B / gemm_time((a, b), B) / 1e9 for a, b in shapes]
-    peak = max(gfs)
+def roofs(prog):
+    """(floor time, copy GB/s, GEMM roof time, GEMM GFLOP/s) measured now for this program."""
     nw = n_synapses(prog)
-    bw = copy_bandwidth(nw)
-    t_mem = 4 * 8 * nw / bw
-    flops = sum(3 * 2 * a * b * B for a, b in shapes)
-    t_cpu = flops / (peak * 1e9)
-    return 1.0 / max(t_cpu, t_mem), peak, bw / 1e9
+    t_copy = copy_time(nw)
+    t_gemm = gemm_roof_time(prog)
+    flops = sum(3 * 2 * a * b * prog.batch for a, b in matrices(prog))
+    return t_copy, 2 * 8 * nw / t_copy / 1e9, t_gemm, flops / t_gemm / 1e9
 
 
 # ------------------------------------------------------------------------------- torch
@@ -217,7 +219,8 @@ def main(argv=None):
     ]
     print(f"cpu cores: {os.cpu_count()}, numpy {np.__version__}")
     hdr = (f"{'workload':<30}{'synapses':>10}{'numba st/s':>12}{'numpy st/s':>12}{'ratio':>8}"
-           f"{'syn-upd/s':>11}{'roof st/s':>11}{'% roof':>8}{'GEMM GF/s':>10}{'copy GB/s':>10}")
+           f"{'syn-upd/s':>11}{'step us':>9}{'floor us':>9}{'% floor':>8}{'copy GB/s':>10}"
+           f"{'GEMM us':>9}{'% GEMM':>8}{'GEMM GF/s':>10}")
     print(hdr)
     rows = {}
     for name, fn, n_nb, n_np, chunk in cases:
@@ -225,10 +228,12 @@ def main(argv=None):
         nw, B = n_synapses(prog), prog.batch
         nb = steps_per_second(fn, "numba", n_nb, chunk)
         npy = steps_per_second(fn, "numpy", max(n_np, 10), chunk)
-        roof, gf, bw = roofline_steps(prog)
+        t_floor, bw, t_gemm, gf = roofs(prog)
         rows[name] = nb
+        t_step = 1.0 / nb
         print(f"{name:<30}{nw * B:>10}{nb:>12.0f}{npy:>12.0f}{nb / npy:>7.1f}x{nb * nw * B:>11.2e}"
-              f"{roof:>11.0f}{100 * nb / roof:>7.0f}%{gf:>10.1f}{bw:>10.1f}")
+              f"{1e6 * t_step:>9.1f}{1e6 * t_floor:>9.1f}{100 * t_floor / t_step:>7.0f}%{bw:>10.1f}"
+              f"{1e6 * t_gemm:>9.1f}{100 * t_gemm / t_step:>7.0f}%{gf:>10.1f}")
 
     # (v) recording overhead on (iii)
     from microcircuit.models import get_model
@@ -243,6 +248,17 @@ def main(argv=None):
     sim = Simulation(bars_prog(), recordings=recs)
     for spec in sim._specs:
         n_vals += int(np.prod(spec.record_shape(1)))
+    import tracemalloc
+    peaks = []
+    for steps in (n, 2 * n):
+        with tempfile.TemporaryDirectory() as d:
+            tracemalloc.start()
+            sim = Simulation(bars_prog(), recordings=recs, output=str(Path(d) / "m.zarr"), chunk_steps=5000)
+            sim.run(steps=steps)
+            sim.close()
+            peaks.append(tracemalloc.get_traced_memory()[1] / 1e6)
+            tracemalloc.stop()
+    print(f"(v) peak traced memory recording {n} steps: {peaks[0]:.1f} MB, {2 * n} steps: {peaks[1]:.1f} MB")
     print(f"(v) recording, Bars MC: {n_vals} values/step; no recording {no_rec:.0f} st/s, all variables to Zarr "
           f"{with_rec:.0f} st/s ({no_rec / with_rec:.2f}x slower, {with_rec * n_vals * 8 / 1e6:.0f} MB/s), "
           f"to memory {mem_rec:.0f} st/s")

@@ -205,8 +205,12 @@ def teacher_student_run(shallow=False, n_train=8000, n_test=256, seed=0, t_pres=
 def yin_yang_run(le=True, hidden=120, t_pres=1.0, epochs=20, n_train=6000, n_test=1000, seed=0, batch=16,
                  eta=None, learning_lag=0.0, eval_every=0, scheme="synchronous", preset="bern",
                  activation="softplus", conductances=None, w_max=(4, 5), lr_decay=1.0, targets=(0.1, 1.0)):
-    """Yin-Yang 4-H-3 microcircuit (Bern, softplus, self-predicting init, voltage targets
-    1.0/0.1, W_down fixed). Returns train/test accuracy."""
+    """Yin-Yang 4-H-3 microcircuit (self-predicting init, voltage targets ``targets`` = (low,
+    high), W_down fixed = feedback alignment). ``lr_decay``: every plastic projection's eta is
+    eta_0 * lr_decay^epoch. ``w_max``: (hidden, output) clip of |W_up| or None. The >= 95 %
+    setting (analysis/mc_yinyang.py): LE, scheme "sequential", activation "logistic", w_max None,
+    eta * t_pres up (150, 0.03), ip 0.06, lr_decay 0.97, 60 epochs. Returns train/test accuracy
+    and the test-accuracy curve."""
     from .datasets import yin_yang
     from .datasets.bars import bars_targets
     d = yin_yang(n_train=n_train, n_val=0, n_test=n_test) if _yy_accepts_sizes() else yin_yang()
@@ -222,7 +226,7 @@ def yin_yang_run(le=True, hidden=120, t_pres=1.0, epochs=20, n_train=6000, n_tes
     t0 = time.time()
     plastic = [j for j in range(run.prog.proj_float.shape[0]) if run.prog.proj_int[j, 8] != 0]
     eta0 = run.prog.proj_float[plastic, PF_ETA].copy()
-    tgt = bars_targets(y_tr, *targets) if targets != (0.1, 1.0) else bars_targets(y_tr)
+    tgt = bars_targets(y_tr, *targets)
     for ep in range(epochs):
         run.prog.proj_float[plastic, PF_ETA] = eta0 * lr_decay ** ep      # lr schedule eta_0 * decay^epoch
         run.train(x_tr, tgt, rng=rng)
