@@ -115,7 +115,7 @@ def resume(path, *, progress=False, backend=None, run=True):
     if "protocol" in sc.data:
         raise SimulationError(f"{path}: runs with a [protocol] table cannot be resumed yet")
     arrays, attrs = read_checkpoint(path)
-    sim = sc.build(output=None, progress=progress, backend=backend)
+    sim = sc.build(output=False, progress=progress, backend=backend)
     restore_program(sim.program, arrays, attrs)
     sim.recorder = ZarrRecorder.reopen(path, sim._specs, n_records=attrs.get("n_records"),
                                        last_step=attrs.get("last_step"))

@@ -15,6 +15,13 @@ Projections (names in brackets)::
     [pi{k}]    inter{k} --r--> pyr{k}.apical        apical homeostasis  dW = -eta v_A r_I^T
     [nudge{k}] pyr{k+1} --u--> inter{k}.nudge       one-to-one, weight 1 (signal u_pros under LE)
 
+Update order: populations are declared input, pyramids bottom-up, output, then interneurons. Under
+the synchronous (Jacobi) scheme of the published codes every population reads the previous step;
+under ``scheme="sequential"`` (Gauss-Seidel) this order makes inter{k} see the *current* potential of
+the pyramid above, as its dendrite sees the current rates of pyr{k}, so the LE microcircuit is exact
+(v_A = 0 to float precision in the self-predicting state, even at 1 step per pattern); only the
+top-down/lateral apical inputs (back edges) keep a one-step delay.
+
 Equations: ``models.md`` §E.1–E.3; the engine implements them (``models/pyramidal.py``,
 ``kernel.py``). Learning rates are per ms (``dW = dt * eta * term``).
 

@@ -220,3 +220,18 @@ def test_scenario_from_store_roundtrips_overrides(tmp_path):
     sc = scenario_from_store(store)
     assert sc.data["simulation"]["seed"] == 9
     assert sc.data["output"]["overwrite"] is True
+
+
+def test_resume_ignores_the_scenarios_own_output_path(tmp_path, monkeypatch):
+    """The stored scenario names `[output] path = "named.zarr"`, which exists. Resuming another store
+    (run with --out) must reopen that store only and exit 0; it used to build a second simulation on
+    named.zarr and fail with 'already exists'."""
+    monkeypatch.chdir(tmp_path)
+    p = tmp_path / "named.toml"
+    p.write_text(SCENARIO.format(every=250) + 'path = "named.zarr"\n')
+    assert main(["run", str(p), "--no-progress"]) == 0
+    assert (tmp_path / "named.zarr").exists()
+    other = tmp_path / "other.zarr"
+    assert main(["run", str(p), "--out", str(other), "--no-progress"]) == 0
+    assert main(["run", "--resume", str(other), "--no-progress"]) == 0
+    assert mc.open_recording(other).attrs["complete"] is True

@@ -237,7 +237,7 @@ def test_relaxation_problem_le_vs_original(t_pres):
     hidden layer's spurious basal error mean|phi(u) - phi(v_B_hat)| is >= 30x lower under LE at
     every presentation time. Both models use the sequential (Gauss-Seidel) order (pyramids, then
     interneurons): LE's error is then float rounding (measured ~5e-17) while the original's is
-    its relaxation error (0.21 at 0.1 ms ... 0.099 at 5 ms)."""
+    its relaxation error (seed 0: 0.248 at 0.1 ms, 0.211 at 0.3 ms, 0.118 at 5 ms)."""
     from microcircuit.microcircuit_tasks import relaxation_error
     orig = relaxation_error(False, t_pres=t_pres)
     le = relaxation_error(True, t_pres=t_pres)
@@ -249,7 +249,7 @@ def test_relaxation_jacobi_residual_is_the_interneuron_nudge_delay():
     """Cause of LE's residual under synchronous (Jacobi) stepping: inter1 is nudged by the output's
     u_pros of the previous step while its dendrite already sees pyr1's current rate, so v_A != 0
     for 1-2 steps after each switch. The residual per switch is fixed, so the mean error scales as
-    1/t_pres (measured 1.7e-3 at 1 ms, 3.3e-4 at 5 ms: ratio 5.0). With g_som = 0 for the
+    1/t_pres (seed 0: 2.77e-3 at 1 ms, 5.53e-4 at 5 ms: ratio 5.0). With g_som = 0 for the
     interneuron (no nudge; self-prediction through W_IP alone) W_IP r_1 and W_down r_out see pyr1
     with the same one-step delay and v_A = 0 at every step (< 1e-12): the nudge delay is the
     whole cause."""

@@ -58,7 +58,8 @@ def build_simulation(sc, output=None, overwrite=None, progress=False, backend=No
         recs = [Recording(r["population"], list(r.get("variables", ["r"])), r.get("neurons", "all"),
                           r.get("stride", 1), r.get("dtype", "float64")) for r in sc.data.get("recordings", [])]
         recs += list(extra_recordings)
-        path = output if output is not None else out_cfg.get("path")
+        # output=False: in memory even if the scenario names a store (resume reopens its own)
+        path = None if output is False else (output if output is not None else out_cfg.get("path"))
         ow = out_cfg.get("overwrite", False) if overwrite is None else overwrite
         attrs = {"scenario": sc.text, "scenario_name": sc.name, "scenario_source": str(sc.source or ""),
                  "overrides": [f"{k}={v}" for k, v in sc.overrides]}
