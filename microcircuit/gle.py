@@ -31,7 +31,7 @@ import numpy as np
 from .circuit import Circuit
 from .stimuli import Stimulus
 
-__all__ = ["gle_layered", "StreamStimulus", "lagline_square_wave", "lagline_circuit",
+__all__ = ["gle_layered", "bias_stimulus", "init_bias_unit", "StreamStimulus", "lagline_square_wave", "lagline_circuit",
            "run_lagline", "summed_logits_readout", "gle_filter", "adjoint_filter", "LagLineResult"]
 
 
@@ -92,8 +92,29 @@ def lagline_square_wave(batch, *, dt=0.01, half_period=2.0, sigma_samples=5.0, s
 
 
 # ------------------------------------------------------------------------ builders
+BIAS_NAME = "bias"
+
+
+def bias_stimulus(name=BIAS_NAME):
+    """The constant rate ``r = 1`` of the bias unit of :func:`gle_layered` (``bias_synapses=True``)."""
+    from .stimuli import Step
+    return Step(name, amplitude=1.0, name=f"rate->{name}")
+
+
+def init_bias_unit(prog, name=BIAS_NAME):
+    """Set the bias unit's rate to 1 in the current and previous-step signals of a compiled program,
+    so that the first step (which reads the previous step in the synchronous scheme) sees it too."""
+    from .models.base import SIG_U, SIG_UPROS, SIG_R
+    N, B = prog.n_total, prog.batch
+    sl = prog.pop_slice(name)
+    for code in (SIG_U, SIG_UPROS, SIG_R):
+        for buf in (prog.state, prog.prev):
+            buf[code * N * B + sl.start * B:code * N * B + sl.stop * B] = 1.0
+    return prog
+
+
 def gle_layered(input_size, layers, *, name="gle", input_name="input", feedback="transpose",
-                error_populations=False, feedback_std=0.05):
+                error_populations=False, feedback_std=0.05, bias_synapses=False):
     """A feed-forward GLE network.
 
     ``layers``: list of dicts, one per layer, each with ``size`` and optional ``name``,
@@ -109,13 +130,26 @@ def gle_layered(input_size, layers, *, name="gle", input_name="input", feedback=
     weight ``gamma``), and for l >= 2 a backward projection ``B<l>: err_l -> err_(l-1)`` with
     weights tied to ``W<l>^T`` (``feedback="transpose"``) or fixed ``B ~ N(0, feedback_std^2)``
     (``"random"``; none for ``"none"``). The forward weights learn from ``err_X``.
+
+    ``bias_synapses=True`` (fused form only) realises the biases as synapses from one extra
+    ``input`` population ``bias`` whose rate is held at 1 (feed it :func:`bias_stimulus`, and call
+    :func:`init_bias_unit` on the compiled program so that step 0 already sees it): the
+    projection ``b<l>: bias -> layer l`` adds ``b_l = w_b`` to the basal input and learns with the
+    layer's own plasticity dict, ``dw_b/dt = eta e_l * 1``, i.e. the GLE bias rule ``db/dt = eta e``
+    (models.md §C.5) with the same optimiser as the weights (the reference code uses Adam for W
+    and b alike; the population parameter ``eta_bias`` is plain SGD). Initial ``b ~ U(-1/sqrt(n_pre),
+    1/sqrt(n_pre))`` (PyTorch ``nn.Linear``); no error is sent back to the bias unit.
     """
     if error_populations:
+        if bias_synapses:
+            raise ValueError("gle_layered: bias_synapses=True is only available with error_populations=False")
         return _gle_cortical(input_size, layers, name=name, input_name=input_name, feedback=feedback,
                              feedback_std=feedback_std)
     c = Circuit(name)
     c.add_population(input_name, "input", int(input_size))
-    prev = input_name
+    if bias_synapses:
+        c.add_population(BIAS_NAME, "input", 1)
+    prev, n_prev = input_name, int(input_size)
     for i, spec in enumerate(layers, start=1):
         spec = dict(spec)
         size = int(spec.pop("size"))
@@ -128,7 +162,12 @@ def gle_layered(input_size, layers, *, name="gle", input_name="input", feedback=
         c.add_population(nm, "rate", size, **spec)
         c.add_projection(prev, nm, "basal", name=f"W{i}", signal=sig, weights=w or {"dist": "kaiming_uniform"},
                          plasticity=pl or {"rule": "none"}, feedback=feedback)
-        prev = nm
+        if bias_synapses:
+            bound = 1.0 / np.sqrt(n_prev)
+            c.add_projection(BIAS_NAME, nm, "basal", name=f"b{i}", weights={"dist": "uniform", "low": -bound,
+                                                                            "high": bound},
+                             plasticity=pl or {"rule": "none"}, feedback="none")
+        prev, n_prev = nm, size
     return c
 
 

@@ -184,7 +184,7 @@ class _Runner:
     """Compiled program + simulation for one training run."""
 
     def __init__(self, circuit, *, dt, S, batch, scheme, seed, input_pop, output_pop, readout, readout_signal,
-                 readout_window, reset, dtype="float64"):
+                 readout_window, reset, dtype="float64", lag_steps=0):
         self.S, self.B, self.dt = S, batch, dt
         self.input_pop, self.output_pop = input_pop, output_pop
         n_in = circuit.population(input_pop).size
@@ -198,6 +198,7 @@ class _Runner:
         self.readout, self.readout_signal = readout, readout_signal
         self.win = max(1, int(round(readout_window * S))) if readout == "window" else 1
         self.reset = reset
+        self.lag_steps, self.start = int(lag_steps), 0
         rec = Recording(output_pop, [readout_signal], stride=1)
         # chunks of whole presentations, stimulus block <= ~32 MB
         per_step = (n_in + n_out) * batch * 8
@@ -207,7 +208,12 @@ class _Runner:
         self._key = (output_pop, readout_signal)
 
     def _gates(self, k0, k1):
-        return np.broadcast_to(self.gate, (k1 - k0, 2))
+        g = np.broadcast_to(self.gate, (k1 - k0, 2))
+        if self.lag_steps and self.gate[1] > 0:
+            # learning lag: plasticity off for the first lag_steps steps of every presentation
+            g = g.copy()
+            g[((np.arange(k0, k1) - self.start) % self.S) < self.lag_steps, 1] = 0.0
+        return g
 
     def present(self, X, Y, gate):
         """Show presentations X (P, n_in, B) with targets Y (P, n_out, B); return the readout (P, B, n_out)."""
@@ -222,6 +228,7 @@ class _Runner:
             for j in range(P):
                 init_state(prog)
                 k = prog.step
+                self.start = k
                 prog.stimuli[0] = ArrayStimulus(self.input_pop, X[j:j + 1], hold_steps=S, kind="rate",
                                                 delay_steps=k, name="protocol_input")
                 prog.stimuli[1] = ArrayStimulus(self.output_pop, Y[j:j + 1], hold_steps=S, kind="target",
@@ -230,6 +237,7 @@ class _Runner:
             data = np.concatenate(rec.blocks[self._key])
         else:
             k = prog.step
+            self.start = k
             prog.stimuli[0] = ArrayStimulus(self.input_pop, X, hold_steps=S, kind="rate", delay_steps=k,
                                             name="protocol_input")
             prog.stimuli[1] = ArrayStimulus(self.output_pop, Y, hold_steps=S, kind="target", delay_steps=k,
@@ -270,7 +278,7 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
           eval_initial=True, adapt_presentations=0, input_pop="input", output_pop="output",
           scheme="synchronous", output=None, overwrite=False, progress=False, snapshot_every=0,
           attrs=None, dtype="float64", lr_schedule="constant", eval_every=1,
-          tau_learning_in_training=True) -> TrainResult:
+          tau_learning_in_training=True, lr_decay=1.0, learning_lag=0.0) -> TrainResult:
     """Train a network on a :class:`~microcircuit.datasets.SupervisedData` set by presenting samples.
 
     Parameters
@@ -302,8 +310,13 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
         ``eta_tau`` can make the explicit-Euler tau_m update unstable)
     output : Zarr store for the per-epoch ``metrics`` group (and weight ``snapshots``)
     snapshot_every : store all weights every this many epochs (0: never) in the result and output
-    lr_schedule : "constant" or "cosine" (rates scaled by 0.5 (1 + cos(pi (e - 1) / E)) in epoch e, as
-        the BP baseline's ``lr_schedule``)
+    lr_schedule : "constant", "cosine" (rates scaled by 0.5 (1 + cos(pi (e - 1) / E)) in epoch e, as
+        the BP baseline's ``lr_schedule``) or "exponential" (rates scaled by ``lr_decay^(e - 1)`` in
+        epoch e = 1..E: eta_e = eta_0 * lr_decay^(e - 1), the LE microcircuit Yin-Yang schedule)
+    lr_decay : per-epoch factor of the "exponential" schedule, 0 < lr_decay <= 1
+    learning_lag : plasticity off for the first ``learning_lag`` ms of every training presentation
+        (the LE / Sacramento learning lag: the weights only learn from the settled state); it
+        becomes ``round(learning_lag / dt)`` steps, fewer than the steps per presentation
     eval_every : run the evaluation phases every this many epochs (and always after the last)
     """
     t0 = time.perf_counter()
@@ -329,8 +342,16 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
     batch = int(batch)
     if batch < 1:
         raise ProtocolError(f"train.batch: must be >= 1, got {batch}")
-    if lr_schedule not in ("constant", "cosine"):
-        raise ProtocolError(f"train.lr_schedule: '{lr_schedule}' is not 'constant' or 'cosine'")
+    if lr_schedule not in ("constant", "cosine", "exponential"):
+        raise ProtocolError(f"train.lr_schedule: '{lr_schedule}' is not 'constant', 'cosine' or 'exponential'")
+    lr_decay = float(lr_decay)
+    if not 0.0 < lr_decay <= 1.0:
+        raise ProtocolError(f"train.lr_decay: must be in (0, 1] (per-epoch factor of lr_schedule "
+                            f"'exponential'), got {lr_decay}")
+    lag_steps = int(round(float(learning_lag) / dt))
+    if learning_lag < 0 or lag_steps >= S:
+        raise ProtocolError(f"train.learning_lag: {learning_lag} ms must be >= 0 and shorter than t_pres = "
+                            f"{t_pres} ms ({S} steps of dt = {dt} ms)")
     if lr is None and not isinstance(net, Circuit):
         raise ProtocolError("train.lr: needed when the network is given as sizes/spec (per presentation)")
     circuit = build_network(net)
@@ -361,7 +382,7 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
                             f"network has {circuit.population(input_pop).size} and {n_out}")
     runner = _Runner(circuit, dt=dt, S=S, batch=batch, scheme=scheme, seed=seed, input_pop=input_pop,
                      output_pop=output_pop, readout=readout, readout_signal=readout_signal,
-                     readout_window=readout_window, reset=reset, dtype=dtype)
+                     readout_window=readout_window, reset=reset, dtype=dtype, lag_steps=lag_steps)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7919]))
     splits = {"train": ("train", True), "val": ("val", False), "test": ("test", False),
               "train_eval": ("train", False)}
@@ -373,6 +394,7 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
                 "reset": bool(reset), "phases": list(phases), "adapt_presentations": int(adapt_presentations),
                 "tau_learning_in_training": bool(tau_learning_in_training),
                 "scheme": scheme, "lr_schedule": lr_schedule, "eval_every": int(eval_every),
+                "lr_decay": lr_decay, "learning_lag": float(learning_lag),
                 "lr_factors": None if lr_factors is None else list(map(float, lr_factors)),
                 "circuit": circuit.describe()}
     settings.update(attrs or {})
@@ -446,7 +468,12 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
         etab0 = prog.pop_float[:, PPF_ETA_BIAS].copy()
         E = int(epochs)
         for epoch in range(1, E + 1):
-            scale = 1.0 if lr_schedule == "constant" else 0.5 * (1 + math.cos(math.pi * (epoch - 1) / E))
+            if lr_schedule == "constant":
+                scale = 1.0
+            elif lr_schedule == "exponential":
+                scale = lr_decay ** (epoch - 1)
+            else:
+                scale = 0.5 * (1 + math.cos(math.pi * (epoch - 1) / E))
             prog.proj_float[:, PF_ETA] = eta0 * scale
             prog.pop_float[:, PPF_ETA_BIAS] = etab0 * scale
             row = {}
@@ -485,7 +512,8 @@ def _safe(name):
 _PROTOCOL_KEYS = {"dataset", "dataset_args", "t_pres", "dt", "steps_per_presentation", "epochs", "lr", "batch",
                   "lr_factors", "learn_bias", "readout", "readout_window", "readout_signal", "loss", "targets",
                   "seed", "shuffle", "reset", "phases", "eval_initial", "adapt_presentations", "input", "output",
-                  "snapshot_every", "lr_schedule", "eval_every", "tau_learning_in_training"}
+                  "snapshot_every", "lr_schedule", "eval_every", "tau_learning_in_training", "lr_decay",
+                  "learning_lag"}
 
 
 def run_protocol(scenario, output=None, overwrite=False, progress=True) -> TrainResult:
@@ -497,7 +525,10 @@ def run_protocol(scenario, output=None, overwrite=False, progress=True) -> Train
     ``learn_bias``, ``readout`` ("last" | "window"), ``readout_window``, ``readout_signal``,
     ``loss``, ``targets`` ([low, high]), ``seed`` (default ``simulation.seed``), ``shuffle``,
     ``reset``, ``phases``, ``eval_initial``, ``adapt_presentations``, ``input`` / ``output``
-    (population names, default "input" / "output"), ``snapshot_every``. The circuit is the
+    (population names, default "input" / "output"), ``snapshot_every``, ``lr_schedule``
+    ("constant" | "cosine" | "exponential"), ``lr_decay`` (per-epoch factor of "exponential":
+    eta_e = eta_0 lr_decay^(e-1)), ``learning_lag`` (ms without plasticity after each switch),
+    ``eval_every``, ``tau_learning_in_training``. The circuit is the
     scenario's populations and projections; stimuli come from the data set.
     """
     if isinstance(scenario, (str, Path)):
@@ -532,6 +563,7 @@ def run_protocol(scenario, output=None, overwrite=False, progress=True) -> Train
               scheme=sim.get("scheme", "synchronous"), lr_schedule=proto.get("lr_schedule", "constant"),
               eval_every=int(proto.get("eval_every", 1)), snapshot_every=proto.get("snapshot_every", 0),
               tau_learning_in_training=bool(proto.get("tau_learning_in_training", True)),
+              lr_decay=float(proto.get("lr_decay", 1.0)), learning_lag=float(proto.get("learning_lag", 0.0)),
               output=output, overwrite=overwrite, progress=progress,
               attrs={"scenario": scenario.text, "scenario_name": scenario.name})
     if "steps_per_presentation" in proto:

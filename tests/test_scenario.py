@@ -121,7 +121,9 @@ def _paths(node, prefix=()):
 ALL_PATHS = [p for p in _paths(BASE) if p]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: CI sees the same 300 examples every run (a property failure is then a real, reproducible bug);
+# run with --hypothesis-seed=N locally to explore further
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(ALL_PATHS), _leaf, st.booleans()), min_size=1, max_size=3))
 def test_random_mutations_only_raise_validation_errors(mutations):
     """Replace or delete random fields with random values: loading and building either succeed or

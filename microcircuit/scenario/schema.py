@@ -142,6 +142,41 @@ TEMPLATE = {
     "prefix": Field("str", False, "layer"),
 }
 
+PROTOCOL = {
+    # a scenario's [protocol] table (microcircuit.protocols.run_protocol): supervised learning from a data set
+    "dataset": Field("str", True, doc="data set in microcircuit.datasets (yin_yang, bars, digits, mnist1d, "
+                                      "teacher_student)"),
+    "dataset_args": Field("table", False, doc="keyword arguments of the data set function"),
+    "t_pres": Field("float", True, low=0.0, strict_low=True, doc="presentation time per sample (ms)"),
+    "dt": Field("float", False, low=0.0, strict_low=True, doc="time step (ms); default simulation.dt"),
+    "steps_per_presentation": Field("int", False, low=1),
+    "epochs": Field("int", False, 1, low=0),
+    "lr": Field("float", False, low=0.0, doc="learning rate per presentation: eta = lr * lr_factor / t_pres"),
+    "lr_factors": Field("list", False, doc="one factor per plastic projection, in projection order"),
+    "lr_schedule": Field("str", False, "constant", choices=("constant", "cosine", "exponential")),
+    "lr_decay": Field("float", False, 1.0, low=0.0, high=1.0, strict_low=True,
+                      doc="per-epoch factor of lr_schedule 'exponential': eta_e = eta_0 lr_decay^(e-1)"),
+    "learning_lag": Field("float", False, 0.0, low=0.0, doc="ms without plasticity after each switch"),
+    "batch": Field("int", False, low=1),
+    "learn_bias": Field("bool", False, True),
+    "readout": Field("str", False, "last", choices=("last", "window")),
+    "readout_window": Field("float", False, 0.2, low=0.0, high=1.0, strict_low=True),
+    "readout_signal": Field("str", False, "r", choices=("r", "u", "u_pros")),
+    "loss": Field("str", False, choices=("mse", "cross_entropy")),
+    "targets": Field("list", False, doc="[low, high] one-hot target values"),
+    "seed": Field("int", False, low=0),
+    "shuffle": Field("bool", False, True),
+    "reset": Field("bool", False, False),
+    "phases": Field("list", False, doc='any of "train", "val", "test", "train_eval"'),
+    "eval_initial": Field("bool", False, True),
+    "eval_every": Field("int", False, 1, low=1),
+    "adapt_presentations": Field("int", False, 0, low=0),
+    "tau_learning_in_training": Field("bool", False, True),
+    "input": Field("str", False, "input", doc="input population"),
+    "output": Field("str", False, "output", doc="output population"),
+    "snapshot_every": Field("int", False, 0, low=0),
+}
+
 TOP_LEVEL = {
     "scenario": "table", "simulation": "table", "populations": "array", "projections": "array",
     "stimuli": "array", "recordings": "array", "output": "table", "templates": "array",

@@ -288,6 +288,20 @@ def validate(data, source=None, base_dir=None):
                 if model not in (None, "input") and kind == "rate":
                     V.add(f"{path}.kind", f"kind 'rate' drives input populations only; '{tgt}' is {model} "
                                           f"(use 'current', 'target' or 'error')")
+        size = pops.get(tgt, (None, None))[1] if isinstance(tgt, str) else None
+        for k, f in extra.items():
+            v = s.get(k)
+            if f.type == "number_or_list" and isinstance(v, list):
+                if not v:
+                    V.add(f"{path}.{k}", "is an empty list; give one number (all neurons) or one per neuron")
+                elif wf in ("step", "ramp") and isinstance(size, int) and len(v) not in (1, size):
+                    V.add(f"{path}.{k}", f"has {len(v)} values but population '{tgt}' has {size} neurons; "
+                                         f"give one value or {size}")
+        if wf == "sines":   # lists are the components of the sum; they must have one length (or 1)
+            lens = {k: len(s[k]) for k in ("amplitude", "omega", "frequency_hz", "phase")
+                    if isinstance(s.get(k), list) and s[k]}
+            if len(set(lens.values()) - {1}) > 1:
+                V.add(path, f"sine components disagree in length ({lens}); give lists of one length")
         if wf == "sines" and ("omega" in s) == ("frequency_hz" in s):
             V.add(path, "a sines stimulus needs exactly one of omega or frequency_hz")
         if wf == "array" and isinstance(s.get("file"), str):
@@ -319,7 +333,36 @@ def validate(data, source=None, base_dir=None):
 
     if "output" in data:
         V.table(data["output"], S.OUTPUT, "output")
+    if "protocol" in data:
+        _check_protocol(V, data["protocol"], pops)
     return V.problems
+
+
+def _check_protocol(V, proto, pops):
+    """[protocol] fields (microcircuit.protocols.run_protocol) and their cross-references."""
+    if not isinstance(proto, dict):
+        V.add("protocol", f"expected a table, got {_tname(proto)}")
+        return
+    V.table(proto, S.PROTOCOL, "protocol")
+    for key in ("input", "output"):
+        nm = proto.get(key, key)
+        if isinstance(nm, str) and pops and nm not in pops:
+            V.add(f"protocol.{key}", f"names no population '{nm}'" + _suggest(nm, pops))
+    ph = proto.get("phases")
+    if isinstance(ph, list):
+        for j, x in enumerate(ph):
+            if x not in ("train", "val", "test", "train_eval"):
+                V.add(f"protocol.phases[{j}]", f"unknown phase {x!r}; use train, val, test, train_eval")
+    tg = proto.get("targets")
+    if isinstance(tg, list) and (len(tg) != 2 or not all(_num(x) for x in tg)):
+        V.add("protocol.targets", f"needs two numbers [low, high], got {tg!r}")
+    lf = proto.get("lr_factors")
+    if isinstance(lf, list) and not all(_num(x) for x in lf):
+        V.add("protocol.lr_factors", "must be numbers, one per plastic projection")
+    if proto.get("lr_decay", 1.0) != 1.0 and proto.get("lr_schedule", "constant") != "exponential":
+        V.add("protocol.lr_decay", "only acts with lr_schedule = \"exponential\"; set it or remove lr_decay")
+    if "dt" in proto and "steps_per_presentation" in proto:
+        V.add("protocol.steps_per_presentation", "give dt or steps_per_presentation, not both")
 
 
 def _num(x):
