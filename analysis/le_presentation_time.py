@@ -108,7 +108,7 @@ def main():
                                     and r["t_pres_over_tau"] == f])
                 row[f"{m.upper()}_mean"], row[f"{m.upper()}_std"] = a.mean(), a.std()
             summ.append(row)
-            checks.append((f"{task} t_pres={f:g} tau: |LE - BP| <= 1.5", abs(row["LE_mean"] - bp_m) <= 1.5,
+            checks.append((f"{task} t_pres={f:g} tau: abs(LE - BP) <= 1.5", abs(row["LE_mean"] - bp_m) <= 1.5,
                            f"LE {row['LE_mean']:.2f} vs BP {bp_m:.2f}"))
             if f <= 1.0:
                 checks.append((f"{task} t_pres={f:g} tau: leaky <= BP - 10", row["LEAKY_mean"] <= bp_m - 10,

@@ -20,7 +20,7 @@ Files written (the header of each says what it reproduces, the expected number a
   (+ ``mc_relaxation_input.npy``)
 * ``mc_teacher_student.toml``  teacher-student regression 30-50-10 (+ ``mc_teacher_student_data.npz``)
 
-    python analysis/mc_scenarios.py
+    python analysis/mc_scenarios.py [name ...]      (e.g. teacher_student; default: all)
 """
 from __future__ import annotations
 
@@ -289,13 +289,141 @@ def mimic(epochs=500, seed=42, student_seed=7, n_inputs=6):
     write("mc_mimic", header, tables, circuit_toml(c))
 
 
-def main():
-    yinyang()
-    bars(True)
-    bars(False)
-    self_prediction()
-    relaxation()
-    mimic()
+TS_T_PRES, TS_BATCH, TS_ETA_SCALE, TS_TAU_IN = 20.0, 8, 100.0, 3.0   # teacher_student_run defaults
+
+
+def teacher_student_circuit(shallow=False, seed=0, t_pres=TS_T_PRES, batch=TS_BATCH, eta_scale=TS_ETA_SCALE,
+                            n_train=8000, n_test=256):
+    """The student of ``microcircuit_tasks.teacher_student_run`` as a Circuit with array weights.
+
+    Built, compiled and rescaled exactly as there (W_up1 x k10/a_hid, W_up2 and W_down x
+    k21/a_out sqrt(20/50), then the closed-form self-predicting W_IP, W_PI), and the weights read
+    back from the program. Learning rates eta (1/ms) are x ``batch`` (the runner's sum_batch).
+    Returns (circuit, data, scales)."""
+    from microcircuit.compile import compile_circuit
+    from microcircuit.datasets import teacher_student as ts_data
+    from microcircuit.microcircuit import reflect
+    d = ts_data(n_train=n_train, n_test=n_test, seed=seed)
+    W10, k10, k21 = d.extras["W10"], d.attrs["k10"], d.attrs["k21"]
+    f = eta_scale * 100.0 / t_pres
+    eta = {"up": [0.0 if shallow else 1.1875e-3 * f, 5e-4 * f], "ip": 0.0 if shallow else 1.1875e-3 * f,
+           "pi": 0.0 if shallow else 5e-4 * f}
+    c = dendritic_microcircuit([30, 50, 10], preset="sacramento2018", activation="soft_rectifier", eta=eta,
+                               tau_w=30.0 * t_pres / 100.0, seed=seed + 1, init="self_predicting",
+                               name="mc_teacher_student")
+    prog = compile_circuit(c, dt=0.1, batch=1)
+    cf = coupling_factors("sacramento2018")
+    s_hid = k10 / cf["att_basal_hidden"]
+    s_out = k21 / cf["att_basal_out"] * np.sqrt(W10.shape[0] / 50.0)
+    prog.weight("up1")[:] *= s_hid
+    prog.weight("up2")[:] *= s_out
+    prog.weight("down1")[:] *= s_out
+    reflect(prog)
+    for pr in c.projections:
+        if pr.weights.get("dist") == "array":
+            pr.weights = {"dist": "array", "value": np.array(prog.weight(pr.name))}
+        if pr.rule != "none":
+            pr.plasticity["eta"] = pr.plasticity["eta"] * batch
+    return c, d, {"s_hid": s_hid, "s_out": s_out}
+
+
+def teacher_student(seed=0, n_train=8000, n_test=256, n_default=1000):
+    """Sacramento 2018 Fig. 2 teacher-student regression as a plain run (no [protocol])."""
+    from microcircuit.datasets import soft_rectifier
+    B, T = TS_BATCH, TS_T_PRES
+    hold = int(round(T / 0.1))
+    c, d, sc = teacher_student_circuit(seed=seed, n_train=n_train, n_test=n_test)
+    W10, W21, k10, k21 = d.extras["W10"], d.extras["W21"], d.attrs["k10"], d.attrs["k21"]
+
+    def utgt(x):
+        return k21 * soft_rectifier(k10 * x @ W10.T) @ W21.T
+
+    def streams(a):                     # sample i -> (row i // B, stream i % B), as MicrocircuitRunner
+        return a.reshape(-1, B, a.shape[1]).transpose(0, 2, 1).copy()
+    f32 = np.float32                    # inputs and targets in single precision: half the file size
+    np.savez(SCEN / "mc_teacher_student_data.npz", x=streams(d.x_train).astype(f32),
+             u_tgt=streams(utgt(d.x_train)).astype(f32),
+             x_test=d.x_test, y_test=d.y_test, u_tgt_test=utgt(d.x_test), W10=W10, W21=W21,
+             seed=np.array(seed), k10=np.array(k10), k21=np.array(k21))
+    rows = n_default // B
+    dur = rows * T
+    plastic = {p.name: p.plasticity["eta"] for p in c.projections if p.rule != "none"}
+    header = [
+        "Teacher-student regression, Sacramento et al. 2018 Fig. 2 (models.md §E.7, §F.3.7), as a plain run:",
+        "the settings of microcircuit/microcircuit_tasks.py::teacher_student_run. Student 30-50-10 dendritic-",
+        "error microcircuit, Sacramento conductances, soft rectifier phi(u) = 0.1 log(1 + e^(u - 3)), 10",
+        "interneurons, fixed random top-down W_down (feedback alignment), self-predicting start",
+        "(W_PI = -W_down, W_IP = W_up2 g_B/(g_lk+g_B) (g_lk+g_D)/g_D). Teacher 30-20-10 (dataset seed "
+        f"{seed}):",
+        "the output pyramids are nudged (g_som 0.8) toward the teacher's output potential",
+        "u_tgt = k21 W21 phi(k10 W10 r0), k10 2, k21 10 (phi(u_tgt) = r_tgt), a \"target\" stimulus.",
+        f"Student weights in the teacher's regime: W_up1 x k10/a_hid = {sc['s_hid']:.4f}, W_up2 and W_down x",
+        f"k21/a_out sqrt(20/50) = {sc['s_out']:.4f}; eta = published x 1/gamma^2 (100) x 100 ms/t_pres x batch",
+        "(" + ", ".join(f"{k} {v:g}" for k, v in plastic.items()) + " 1/ms; batch-mean update = sum of the",
+        "8 streams' online updates), tau_w 6 ms. t_pres 20 ms = 200 steps of dt 0.1 ms, synchronous order.",
+        "Data (mc_teacher_student_data.npz): x, u_tgt (rows, n, 8 streams) for 8000 training patterns;",
+        "x_test, y_test (256 unseen patterns). Inputs are HELD per pattern (switched abruptly): the analysis",
+        "(teacher_student_run) low-passes them with tau_in 3 ms, which a per-step array would make 200x larger.",
+        "Recorded: output u (nudged), v_B and u_tgt, every 1 ms. The unnudged prediction is",
+        "u_hat = g_B/(g_lk+g_B) v_B; its error to u_tgt is what the plasticity reduces.",
+        "MEASURED_LINE",
+        "What this file alone shows is the TRAINING error falling; the test-loss comparison with the shallow",
+        "learner (microcircuit ~2.5x below it, analysis/results/mc_teacher_student.md) is produced by",
+        "  python analysis/mc_teacher_student.py                  (or evaluate a store of this file:)",
+        "  python analysis/mc_teacher_student.py --store ts.zarr  (test loss of the checkpointed weights)",
+        "Generated by analysis/mc_scenarios.py. Run (default 1000 patterns = 125 x 20 ms):",
+        "  microcircuit run scenarios/mc_teacher_student.toml --out ts.zarr",
+        "  all 8000 patterns:  --set simulation.duration=20000.0 --set output.checkpoint_every=20000.0",
+        "  shallow learner (only W_up2 learns):  --set projections.up1.plasticity.eta=0.0 \\",
+        "      --set projections.ip1.plasticity.eta=0.0 --set projections.pi1.plasticity.eta=0.0",
+    ]
+    tables = [_table("scenario", {"name": "mc_teacher_student",
+                                  "description": "microcircuit student learns a 30-20-10 teacher (Sacramento Fig. 2)"}),
+              _table("simulation", {"dt": 0.1, "duration": dur, "seed": seed, "batch": B,
+                                    "chunk_steps": 20 * hold}),
+              ["[[stimuli]]", 'name = "inputs"', 'target = "input"', 'kind = "rate"', 'waveform = "array"',
+               'file = "mc_teacher_student_data.npz"', 'key = "x"', f"hold_steps = {hold}", ""],
+              ["[[stimuli]]", 'name = "teacher"', 'target = "output"', 'kind = "target"', 'waveform = "array"',
+               'file = "mc_teacher_student_data.npz"', 'key = "u_tgt"', f"hold_steps = {hold}", ""],
+              ["[[recordings]]", 'population = "output"', 'variables = ["u", "v_B", "u_tgt"]', "stride = 10", ""],
+              _table("output", {"checkpoint_every": dur})]
+    write("mc_teacher_student", header, tables, with_input_relay(circuit_toml(c), TS_TAU_IN, 0.1))
+
+
+def with_input_relay(lines, tau_in, dt):
+    r"""Insert the input low-pass of Sacramento et al. (tau_in 3 ms) as a relay population
+    ``relay`` between ``input`` and ``pyr1`` (TOML lines of :func:`circuit_toml`).
+
+    The relay is a leaky linear rate neuron (tau_r = 0: r = u, gamma = 0: no error input),
+    copying the input one-to-one, :math:`\tau_m \dot u = x - u`. Its forward-Euler step
+    :math:`u_k = u_{k-1} + (dt/\tau_m)(x - u_{k-1})` equals the exact exponential filter of
+    time constant tau_in when :math:`\tau_m = dt / (1 - e^{-dt/\tau_{in}})` (3.0502 ms for dt 0.1,
+    tau_in 3). Projection up1 then reads the relay instead of the input."""
+    tau_m = float(dt / (1.0 - np.exp(-dt / tau_in)))
+    k = lines.index('name = "input"')
+    n = int(next(line for line in lines[k:] if line.startswith("size = ")).split("=")[1])
+    end = lines.index("", k)                          # end of the input population's table
+    relay = ["", "[[populations]]", 'name = "relay"', 'model = "rate"', f"size = {n}", f"tau_m = {tau_m!r}",
+             "tau_r = 0.0", 'activation = "linear"', "gamma = 0.0"]
+    out = lines[:end] + relay + lines[end:]
+    j = out.index('name = "up1"')
+    if out[j + 1] != 'pre = "input"':
+        raise ValueError(f"with_input_relay: up1 must read the input, got {out[j + 1]}")
+    out[j + 1] = 'pre = "relay"'
+    return out + ["[[projections]]", 'name = "thalamus"', 'pre = "input"', 'post = "relay"', 'target = "basal"',
+                  'signal = "r"', 'connector = { kind = "one_to_one" }', 'weights = { dist = "constant", value = 1.0 }',
+                  ""]
+
+
+def main(argv=None):
+    import argparse
+    every = {"yinyang": yinyang, "bars_le": lambda: bars(True), "bars_original": lambda: bars(False),
+             "self_prediction": self_prediction, "relaxation": relaxation, "mimic": mimic,
+             "teacher_student": teacher_student}
+    ap = argparse.ArgumentParser(description="write scenarios/mc_*.toml")
+    ap.add_argument("names", nargs="*", choices=[[]] + list(every), help="only these (default: all)")
+    for n in ap.parse_args(argv).names or list(every):
+        every[n]()
 
 
 if __name__ == "__main__":

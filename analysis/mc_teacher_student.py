@@ -11,11 +11,25 @@ Acceptance (models.md §F.3.7): the microcircuit's final test loss is below the 
 learner's for every seed.
 
     python analysis/mc_teacher_student.py [--quick]
+
+The same student as a plain scenario run, ``scenarios/mc_teacher_student.toml`` (written by
+``analysis/mc_scenarios.py``; inputs held per pattern, no 3 ms low-pass). Evaluate stores of it
+(e.g. the microcircuit and its shallow variant, see the file's header):
+
+    python analysis/mc_teacher_student.py --store ts.zarr ts_shallow.zarr
+
+prints and writes (``results/mc_teacher_student_store.md``) for each store the training error of
+the unnudged prediction :math:`\hat u = g_B/(g_{lk}+g_B)\,v_B` against :math:`u_{tgt}` (rate loss
+:math:`\|\varphi(\hat u) - \varphi(u_{tgt})\|^2` over the second half of every presentation,
+first vs last tenth of the run) and the test loss of the checkpointed weights on the 256 unseen
+patterns of ``mc_teacher_student_data.npz``, measured as in ``teacher_student_run`` (no nudging,
+no plasticity, 3 ms input low-pass, output potential averaged over the second half).
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import sys
 import time
 from pathlib import Path
 
@@ -27,12 +41,83 @@ import numpy as np  # noqa: E402
 from microcircuit.microcircuit_tasks import teacher_student_run  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(RESULTS.parent))     # mc_scenarios (the scenario generator)
+SCENARIO_DATA = Path(__file__).resolve().parent.parent / "scenarios" / "mc_teacher_student_data.npz"
+
+
+def training_error(store, t_pres=20.0):
+    """Per presentation: rate loss sum_i (phi(u_hat_i) - phi(u_tgt_i))^2 of the unnudged
+    prediction u_hat = a_out v_B (a_out = g_B/(g_lk+g_B) of the output pyramids), mean over
+    the second half of the presentation and the batch streams. Returns (n_presentations,)."""
+    from microcircuit import open_recording
+    from microcircuit.datasets import soft_rectifier
+    from microcircuit.microcircuit import coupling_factors
+    out = open_recording(store)["output"]
+    dt_rec = float(out["time"].values[1] - out["time"].values[0])
+    per = int(round(t_pres / dt_rec))
+    v_b, u_tgt = np.asarray(out["v_B"].values), np.asarray(out["u_tgt"].values)
+    u_hat = coupling_factors("sacramento2018")["att_basal_out"] * v_b
+    err = ((soft_rectifier(u_hat) - soft_rectifier(u_tgt)) ** 2).sum(-1).mean(-1)
+    n = len(err) // per
+    return err[:n * per].reshape(n, per)[:, per // 2:].mean(axis=1)
+
+
+def store_test_loss(store, t_pres=20.0, batch=8):
+    """Test loss <||phi(u_bar) - r_tgt||^2> of a store's initial and checkpointed weights
+    (u_bar: output potential averaged over [t_pres/2, t_pres) without nudging or plasticity, inputs
+    low-passed with 3 ms, as ``teacher_student_run``). The weights are copied by projection name
+    into the student of ``analysis/mc_scenarios.teacher_student_circuit`` (the scenario's circuit
+    without its input relay, which the evaluation's tau_in = 3 ms replaces). Returns (initial, final)."""
+    from microcircuit.checkpoint import scenario_from_store, restore_program
+    from microcircuit.datasets import soft_rectifier
+    from microcircuit.microcircuit import MicrocircuitRunner
+    from microcircuit.recording import read_checkpoint
+    import mc_scenarios
+    sc = scenario_from_store(store)
+    with np.load(SCENARIO_DATA) as z:
+        x_test, y_test, seed = z["x_test"], z["y_test"], int(z["seed"])
+    sim = sc.build(output=False)
+    trained = sim.program
+    arrays, attrs = read_checkpoint(store)
+    restore_program(trained, arrays, attrs)
+    initial = sc.build(output=False).program
+    losses = []
+    for prog in (initial, trained):
+        circuit, _, _ = mc_scenarios.teacher_student_circuit(seed=seed, n_train=8, n_test=8)
+        run = MicrocircuitRunner(circuit, dt=0.1, t_pres=t_pres, batch=batch, tau_in=3.0)
+        for pr in circuit.projections:
+            run.prog.weight(pr.name)[:] = prog.weight(pr.name)
+        u = run.predict(x_test, out_lag=t_pres / 2)
+        losses.append(float(np.mean(np.sum((soft_rectifier(u) - y_test) ** 2, axis=1))))
+    return tuple(losses)
+
+
+def evaluate_stores(stores):
+    rows = []
+    for st in stores:
+        e = training_error(st)
+        k = max(1, len(e) // 10)
+        l0, l1 = store_test_loss(st)
+        rows.append(f"| {st} | {len(e) * 8} | {e[:k].mean():.4f} | {e[-k:].mean():.4f} | "
+                    f"{e[:k].mean() / e[-k:].mean():.2f} | {l0:.4f} | {l1:.4f} | {l0 / l1:.2f} |")
+    md = ["# Teacher-student scenario stores (scenarios/mc_teacher_student.toml)", "",
+          f"`python analysis/mc_teacher_student.py --store {' '.join(map(str, stores))}`. Training error: "
+          "||phi(a_out v_B) - phi(u_tgt)||^2, second half of each 20 ms presentation, mean over the first / "
+          "last tenth of the presentations. Test loss: 256 unseen patterns, no nudging, 3 ms input low-pass.", "",
+          "| store | patterns | train err first 10 % | train err last 10 % | factor | test loss initial | "
+          "test loss final | factor |", "|---|---|---|---|---|---|---|---|", *rows, ""]
+    (RESULTS / "mc_teacher_student_store.md").write_text("\n".join(md))
+    print("\n".join(md))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 seed, 2000 patterns (~15 s)")
+    ap.add_argument("--store", nargs="+", help="evaluate stores written from scenarios/mc_teacher_student.toml")
     a = ap.parse_args()
+    if a.store:
+        evaluate_stores(a.store)
+        return
     suffix = "_quick" if a.quick else ""
     seeds = [0] if a.quick else [0, 1, 2]
     n_train = 2000 if a.quick else 8000
