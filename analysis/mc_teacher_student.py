@@ -68,16 +68,17 @@ def store_test_loss(store, t_pres=20.0, batch=8):
     low-passed with 3 ms, as ``teacher_student_run``). The weights are copied by projection name
     into the student of ``analysis/mc_scenarios.teacher_student_circuit`` (the scenario's circuit
     without its input relay, which the evaluation's tau_in = 3 ms replaces). Returns (initial, final)."""
-    from microcircuit.checkpoint import scenario_from_store, restore_program
+    from microcircuit.checkpoint import restore_program
+    from microcircuit.scenario import load_scenario
     from microcircuit.datasets import soft_rectifier
     from microcircuit.microcircuit import MicrocircuitRunner
     from microcircuit.recording import read_checkpoint
     import mc_scenarios
-    sc = scenario_from_store(store)
+    # the weights' layout is the scenario file's (its --set overrides change learning rates only)
+    sc = load_scenario(SCENARIO_DATA.parent / "mc_teacher_student.toml")
     with np.load(SCENARIO_DATA) as z:
         x_test, y_test, seed = z["x_test"], z["y_test"], int(z["seed"])
-    sim = sc.build(output=False)
-    trained = sim.program
+    trained = sc.build(output=False).program
     arrays, attrs = read_checkpoint(store)
     restore_program(trained, arrays, attrs)
     initial = sc.build(output=False).program

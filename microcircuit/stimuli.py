@@ -163,13 +163,18 @@ class OrnsteinUhlenbeck(Stimulus):
 
     def values(self, k0, k1, dt, n, batch):
         shape = (n, batch)
-        out = np.empty((k1 - k0, n, batch))
-        ks = np.arange(k0, k1) - self.delay_steps
-        for j in np.unique(np.maximum(ks, 0) // self.block):
-            blk = self._block(int(j), dt, shape)
-            sel = (np.maximum(ks, 0) // self.block) == j
-            out[sel] = blk[np.maximum(ks[sel], 0) % self.block]
-        out[ks < 0] = self.mean
+        K = k1 - k0
+        out = np.empty((K, n, batch))
+        first = k0 - self.delay_steps          # stimulus step of out[0]
+        i = 0
+        if first < 0:                          # before the (delayed) start: the mean
+            i = min(-first, K)
+            out[:i] = self.mean
+        while i < K:                           # contiguous runs of pre-generated blocks
+            j, r = divmod(first + i, self.block)
+            m = min(self.block - r, K - i)
+            out[i:i + m] = self._block(j, dt, shape)[r:r + m]
+            i += m
         return out
 
 
