@@ -46,6 +46,15 @@ def build_stimuli(sc):
     return out
 
 
+def _abs(source):
+    """The scenario file's absolute path (stores are reopened from other working directories)."""
+    from pathlib import Path
+    try:
+        return str(Path(source).resolve()) if source and Path(source).exists() else str(source or "")
+    except (OSError, TypeError):
+        return str(source or "")
+
+
 def build_simulation(sc, output=None, overwrite=None, progress=False, backend=None, gates=None,
                      extra_recordings=(), chunk_steps=None):
     sim_cfg = sc.data["simulation"]
@@ -61,7 +70,7 @@ def build_simulation(sc, output=None, overwrite=None, progress=False, backend=No
         # output=False: in memory even if the scenario names a store (resume reopens its own)
         path = None if output is False else (output if output is not None else out_cfg.get("path"))
         ow = out_cfg.get("overwrite", False) if overwrite is None else overwrite
-        attrs = {"scenario": sc.text, "scenario_name": sc.name, "scenario_source": str(sc.source or ""),
+        attrs = {"scenario": sc.text, "scenario_name": sc.name, "scenario_source": _abs(sc.source),
                  "overrides": [f"{k}={v}" for k, v in sc.overrides]}
         return Simulation(prog, recordings=recs, output=path, overwrite=ow,
                           chunk_steps=chunk_steps or sim_cfg.get("chunk_steps", 2000),
