@@ -540,6 +540,14 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
                                f"'{s.target}' is {tp.model} (use kind = \"current\")")
         if s.kind != "rate" and tp.neuron_model.is_input:
             raise CircuitError(f"stimulus '{s.name}': input population '{s.target}' takes kind 'rate' only")
+        if s.kind == "rate":
+            other = [o.name for o in stimuli[:s_i] if isinstance(o, Stimulus) and o.kind == "rate"
+                     and o.target == s.target]
+            if other:
+                # rates are set, not summed: the second stimulus would silently replace the first
+                raise CircuitError(f"stimulus '{s.name}': input population '{s.target}' already has its rate set "
+                                   f"by stimulus '{other[0]}'; an input population takes one rate stimulus "
+                                   f"(combine the waveforms into one array, or use one input population each)")
         stim_int[s_i] = [offsets[s.target], tp.size, KIND_IDS[s.kind], col]
         col += tp.size
 

@@ -52,3 +52,23 @@ def test_array_stimulus_files(tmp_path):
     np.testing.assert_array_equal(v[:, 0], [0, 0, 3, 3, 6, 6, 9, 9, 9, 9])   # held, then last row
     with pytest.raises(StimulusError, match="population 'x' has 5 neurons"):
         st.values(0, 2, 0.1, 5, 1)
+
+
+def test_second_rate_stimulus_on_one_input_population_is_refused(tmp_path):
+    """Rates of an input population are set, not summed, so a second rate stimulus on the same
+    population would silently replace the first: compile and scenario validation refuse it by name."""
+    import pytest
+    import microcircuit as mc
+    from microcircuit.errors import CircuitError, ScenarioError
+    from microcircuit.scenario import load_scenario
+    from microcircuit.stimuli import Step
+    with pytest.raises(CircuitError, match="already has its rate set"):
+        mc.compile(mc.layered([2, 3, 1]), dt=0.1, stimuli=[Step("input", amplitude=1.0, name="a"),
+                                                            Step("input", amplitude=2.0, name="b")])
+    p = tmp_path / "two.toml"
+    p.write_text('[simulation]\ndt = 0.1\nduration = 1.0\n[[populations]]\nname = "x"\nmodel = "input"\nsize = 1\n'
+                 '[[populations]]\nname = "y"\nmodel = "rate"\nsize = 1\n[[projections]]\npre = "x"\npost = "y"\n'
+                 '[[stimuli]]\ntarget = "x"\nwaveform = "step"\namplitude = 1.0\n'
+                 '[[stimuli]]\ntarget = "x"\nwaveform = "step"\namplitude = 2.0\n')
+    with pytest.raises(ScenarioError, match=r"stimuli\[1\]\.target"):
+        load_scenario(p)

@@ -268,8 +268,15 @@ def validate(data, source=None, base_dir=None):
             if pl.get("rule", "none") != "none" and "eta" not in pl:
                 V.add(f"{path}.plasticity.eta", f"rule '{pl.get('rule')}' needs a learning rate eta")
 
+    rate_targets = {}
     for i, s in V.array_of_tables(data.get("stimuli"), "stimuli"):
         path = f"stimuli[{i}]"
+        if isinstance(s.get("target"), str) and s.get("kind", "rate") == "rate":
+            if s["target"] in rate_targets:
+                V.add(f"{path}.target", f"input population '{s['target']}' already has its rate set by "
+                                        f"{rate_targets[s['target']]}; an input population takes one rate stimulus "
+                                        f"(combine the waveforms, or give each its own input population)")
+            rate_targets.setdefault(s["target"], path)
         wf = s.get("waveform")
         extra = S.WAVEFORM_FIELDS.get(wf, {}) if isinstance(wf, str) else {}
         V.table(s, S.STIMULUS, path, extra)
