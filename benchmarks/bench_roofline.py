@@ -14,9 +14,10 @@ ratio, synapse updates/s (= steps/s x synapses x batch), and two roofs measured 
   least once, so its time is at least 2 x weight bytes / copy bandwidth, with the copy bandwidth
   (bytes read + written per second by ``np.copyto``) measured on an array of the weights' size, i.e.
   the floor is the time of one copy of the weights. ``% floor`` = floor time / step time.
-* GEMM roof (for (ii)): per weight matrix a step does three products, forward ``W r``, backward
-  ``W^T e`` and the update ``e r^T``; the roof time is the sum of NumPy's (BLAS) times for exactly
-  these shapes at this batch, and ``% GEMM`` = roof time / step time.
+* GEMM roof (for (ii)): per weight matrix a step does the forward ``W r`` and the update ``e r^T``,
+  and the backward ``W^T e`` where errors go back (not into an input population); the roof time is
+  the sum of NumPy's (BLAS) times for exactly these products at this batch, and
+  ``% GEMM`` = roof time / step time.
 
 The LE workloads present random "images" held for 10 steps each (as a dataset protocol does) with
 random targets; (iii) and (iv) use Ornstein-Uhlenbeck inputs. If torch is installed, a per-step
@@ -114,17 +115,21 @@ def _best_time(fn, reps):
 
 
 def gemm_roof_time(prog):
-    """Seconds of NumPy's three products per weight matrix (W r, W^T e, e r^T) at this batch."""
+    """Seconds of NumPy's products per weight matrix at this batch: W r and e r^T always, W^T e only
+    where the step needs it (the projection sends errors back: not from an input population)."""
+    from microcircuit.compile import PJ_FB
     B = prog.batch
     total = 0.0
-    for n_post, n_pre in matrices(prog):
+    for j, (n_post, n_pre) in enumerate(matrices(prog)):
+        backward = int(prog.proj_int[j, PJ_FB]) != 0
         rng = np.random.default_rng(0)
         W = rng.standard_normal((n_post, n_pre))
         X = rng.standard_normal((n_pre, B))
         E = rng.standard_normal((n_post, B))
         reps = min(max(3, int(2e7 / max(1, n_post * n_pre * B))), 20000)
-        total += _best_time(lambda: W @ X, reps) + _best_time(lambda: W.T @ E, reps) \
-            + _best_time(lambda: E @ X.T, reps)
+        total += _best_time(lambda: W @ X, reps) + _best_time(lambda: E @ X.T, reps)
+        if backward:
+            total += _best_time(lambda: W.T @ E, reps)
     return total
 
 
@@ -141,7 +146,9 @@ def roofs(prog):
     nw = n_synapses(prog)
     t_copy = copy_time(nw)
     t_gemm = gemm_roof_time(prog)
-    flops = sum(3 * 2 * a * b * prog.batch for a, b in matrices(prog))
+    from microcircuit.compile import PJ_FB
+    flops = sum((3 if prog.proj_int[j, PJ_FB] else 2) * 2 * a * b * prog.batch
+                for j, (a, b) in enumerate(matrices(prog)))
     return t_copy, 2 * 8 * nw / t_copy / 1e9, t_gemm, flops / t_gemm / 1e9
 
 
@@ -209,7 +216,9 @@ def startup_times(scenario):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer steps (noisier numbers)")
+    ap.add_argument("--only", default="", help="comma-separated workloads to run, e.g. i,ii (default: all)")
     args = ap.parse_args(argv)
+    only = {w.strip() for w in args.only.split(",") if w.strip()}
     q = 0.25 if args.quick else 1.0
     cases = [  # name, prog_fn, numba steps, numpy steps, chunk
         ("(i) LE 784-300-100-10 b1", lambda: le_prog(1), int(4000 * q), int(400 * q), 1000),
@@ -224,6 +233,8 @@ def main(argv=None):
     print(hdr)
     rows = {}
     for name, fn, n_nb, n_np, chunk in cases:
+        if only and name.split(")")[0].strip("(") not in only:
+            continue
         prog = fn()
         nw, B = n_synapses(prog), prog.batch
         nb = steps_per_second(fn, "numba", n_nb, chunk)
@@ -235,7 +246,13 @@ def main(argv=None):
               f"{1e6 * t_step:>9.1f}{1e6 * t_floor:>9.1f}{100 * t_floor / t_step:>7.0f}%{bw:>10.1f}"
               f"{1e6 * t_gemm:>9.1f}{100 * t_gemm / t_step:>7.0f}%{gf:>10.1f}")
 
-    # (v) recording overhead on (iii)
+    if not only or "v" in only:
+        _recording_overhead(q)
+    if not only or "startup" in only:
+        _startup(q, rows, cases)
+
+
+def _recording_overhead(q):
     from microcircuit.models import get_model
     prog = bars_prog()
     recs = [Recording(p, list(get_model(m).variables)) for p, m in zip(prog.pop_names, prog.pop_models)]
@@ -263,13 +280,16 @@ def main(argv=None):
           f"{with_rec:.0f} st/s ({no_rec / with_rec:.2f}x slower, {with_rec * n_vals * 8 / 1e6:.0f} MB/s), "
           f"to memory {mem_rec:.0f} st/s")
 
+
+
+def _startup(q, rows, cases):
     ts1 = torch_steps(1, int(2000 * q))
     if ts1 is None:
         print("torch: not installed (per-step PyTorch loop skipped)")
     else:
         ts128 = torch_steps(128, int(200 * q))
-        print(f"torch per-step loop: b1 {ts1:.0f} st/s (numba/torch {rows[cases[0][0]] / ts1:.2f}), "
-              f"b128 {ts128:.0f} st/s (numba/torch {rows[cases[1][0]] / ts128:.2f})")
+        print(f"torch per-step loop: b1 {ts1:.0f} st/s (numba/torch {rows.get(cases[0][0], float('nan')) / ts1:.2f}), "
+              f"b128 {ts128:.0f} st/s (numba/torch {rows.get(cases[1][0], float('nan')) / ts128:.2f})")
 
     scen = Path(__file__).resolve().parents[1] / "scenarios" / "le_chain.toml"
     st = startup_times(scen)
