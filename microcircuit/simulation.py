@@ -221,7 +221,12 @@ class Simulation:
             boff += size
         rec_int = np.asarray(rows, np.int64).reshape(-1, 8)
         rec_idx = np.concatenate(idx_parts).astype(np.int64) if idx_parts else np.zeros(0, np.int64)
-        return rec_int, rec_idx, np.zeros(max(boff, 1)), views
+        # one buffer reused across chunks (blocks leave it as copies in _flush): a fresh 10-100 MB
+        # allocation per chunk costs page faults comparable to the kernel's own work
+        buf = getattr(self, "_rec_buf", None)
+        if buf is None or buf.size < max(boff, 1):
+            buf = self._rec_buf = np.empty(max(boff, 1))
+        return rec_int, rec_idx, buf, views
 
     # ------------------------------------------------------------------ running
     @property
