@@ -203,18 +203,21 @@ def write(log, a):
              f"and biases, {a.eta * 0.2:g} per step" + ("" if a.no_plateau else
                                                        ", ReduceLROnPlateau(patience 2, x0.5) on the test loss")
              + f"; biases: {a.bias}.", "",
-             "| epoch | batches | train acc (running) | train loss | test acc | test loss | lr/step | s / batch "
-             "| s train | s test |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| epoch | batches | train acc (running) | train loss | test acc | test acc, offset removed | test loss "
+             "| lr/step | s / batch | s train | s test |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in log:
+        ac = r.get("test_acc_centred", float("nan"))
         lines.append(f"| {r['epoch']} | {r['batches']} | {r['train_acc']:.3f} | {r['train_loss']:.3f} | "
-                     f"{r['test_acc']:.3f} | {r['test_loss']:.3f} | {r['lr']:.2e} | {r['s_per_batch']:.2f} | "
-                     f"{r['s_train']:.1f} | {r['s_test']:.1f} |")
+                     f"{r['test_acc']:.3f} | {ac:.3f} | {r['test_loss']:.3f} | {r['lr']:.2e} | "
+                     f"{r['s_per_batch']:.2f} | {r['s_train']:.1f} | {r['s_test']:.1f} |")
     lines += ["", f"Wall clock per full epoch (40 train + 10 test batches), mean over the epochs run: {s_epoch:.0f} s; "
               f"150 epochs: {150 * s_epoch / 3600:.1f} h per seed, {3 * 150 * s_epoch / 3600:.1f} h for 3 seeds "
               f"(one after the other) on this machine (the reference PyTorch code: about 2 h per run on a GPU).",
               "", "Loss = per-step cross-entropy of the output logits, mean over steps and samples "
               "(ln 10 = 2.303 at chance). Train accuracy is read while learning (summed logits over each "
-              "sample's 360 steps, weights changing within the sample), test accuracy with plasticity off."]
+              "sample's 360 steps, weights changing within the sample), test accuracy with plasticity off. "
+              "'Offset removed' (diagnostic only): argmax of the summed logits minus their mean over the test set, "
+              "i.e. without the class offset that drifts with the learning rate."]
     if not a.quick:
         lines += ["", f"Epochs run: {len(log)} of {a.epochs} (time budget {a.max_minutes} min)."]
     out = Path(a.out)

@@ -88,6 +88,6 @@ def test_plateau_matches_reduce_lr_on_plateau():
 def test_mnist1d_short_run_rises_above_chance():
     """8 batches of 100 real MNIST-1D samples (360 steps each): the running training accuracy
     (summed-logit readout while learning) exceeds 0.18, chance being 0.10 (binomial std over 800
-    samples = 0.011, so 0.18 is 7 std above chance); measured 0.2x (seed 12)."""
+    samples = 0.011, so 0.18 is 7 std above chance); measured 0.216 (seed 12; 0.249 with seed 34)."""
     log = M.run(epochs=1, max_batches=8, eval_batches=1, seed=12, plateau=False, verbose=False)
     assert log[0]["train_acc"] > 0.18
