@@ -150,7 +150,10 @@ class Program:
             elif op == OP_COPY_PREV:
                 lo, hi = int(arg) >> 31, int(arg) & 0x7FFFFFFF
                 lines.append(f"{OP_NAMES[op]:<20} flat neurons [{lo}, {hi}) (signal * N + neuron, N = {self.n_total})")
-            elif op in (OP_CLEAR_PORTS, OP_SOMA, OP_ERROR, OP_POP_LEARN):
+            elif op == OP_CLEAR_PORTS:
+                i, mask = int(arg) % len(self.pop_names), int(arg) // len(self.pop_names)
+                lines.append(f"{OP_NAMES[op]:<20} {self.pop_names[i]} (ports mask {mask:04b})")
+            elif op in (OP_SOMA, OP_ERROR, OP_POP_LEARN):
                 lines.append(f"{OP_NAMES[op]:<20} {self.pop_names[arg]}")
             else:
                 lines.append(OP_NAMES[op])
@@ -605,7 +608,12 @@ def build_ops(circuit, pops, projs, proj_int, pop_int, scheme):
     def forward():
         ops = []
         for i in neurons:
-            ops.append((OP_CLEAR_PORTS, i))
+            # clear only the ports projections write; the others stay at their initial 0
+            mask = 0
+            for j in incoming[i]:
+                mask |= 1 << int(proj_int[j, PJ_PORT])
+            if mask:
+                ops.append((OP_CLEAR_PORTS, i + len(pops) * mask))
             ops += [(OP_PROJECT_ERROR if proj_int[j, PJ_SIGNAL] == SIGNAL_NAMES["e"] else OP_PROJECT, j)
                     for j in incoming[i]]
             ops.append((OP_SOMA, i))

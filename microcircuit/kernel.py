@@ -64,8 +64,11 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
             if op == 0:  # copy neurons [lo, hi) of the signal rows to the previous-step buffer
                 lo = (arg >> 31) * B
                 hi = (arg & 0x7FFFFFFF) * B
-                for x in range(lo, hi):
-                    prev[x] = state[x]
+                if hi - lo > 256:
+                    prev[lo:hi] = state[lo:hi]      # a block copy; the element loop below cannot vectorise
+                else:
+                    for x in range(lo, hi):
+                        prev[x] = state[x]
             elif op == 1:  # stimuli: row stim_row[kk, s] of the chunk's value block, columns col..col+n
                 # ext rows 0-2 (target, current, error input) are written by stimuli only: clear their
                 # regions, then accumulate (two stimuli may drive the same population)
@@ -98,11 +101,15 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
                                 ext[idx] += x
                             else:
                                 ext[2 * NB + idx] += x
-            elif op == 2:  # clear ports of a population
-                off = pop_int[arg, 0]
-                n = pop_int[arg, 1]
+            elif op == 2:  # clear the ports of a population that projections write (arg = pop + P * port mask)
+                npop = pop_int.shape[0]
+                pi = arg % npop
+                mask = arg // npop
+                off = pop_int[pi, 0]
+                n = pop_int[pi, 1]
                 for p in range(4):
-                    ports[p * NB + off * B:p * NB + (off + n) * B] = 0.0
+                    if (mask >> p) & 1:
+                        ports[p * NB + off * B:p * NB + (off + n) * B] = 0.0
             elif op == 3:  # accumulate a projection into its post port
                 _project(arg, proj_int, W, R, ports, NB, B)
             elif op == 4:  # soma

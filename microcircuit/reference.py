@@ -39,8 +39,11 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
                     else:
                         X[{1: 1, 2: 0, 3: 2}[kind], off:off + n] += x
             elif op == 2:
-                off, n = pop_int[arg, :2]
-                Po[:, off:off + n] = 0.0
+                pi, mask = arg % len(pop_int), arg // len(pop_int)
+                off, n = pop_int[pi, :2]
+                for p in range(Po.shape[0]):
+                    if (mask >> p) & 1:
+                        Po[p, off:off + n] = 0.0
             elif op == 3:
                 po, npre, qo, npost, port, sig, wo, diag = proj_int[arg, :8]
                 src = Rd[sig, po:po + npre]
