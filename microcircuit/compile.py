@@ -153,7 +153,9 @@ class Program:
             elif op == OP_CLEAR_PORTS:
                 i, mask = int(arg) % len(self.pop_names), int(arg) // len(self.pop_names)
                 lines.append(f"{OP_NAMES[op]:<20} {self.pop_names[i]} (ports mask {mask:04b})")
-            elif op in (OP_SOMA, OP_ERROR, OP_POP_LEARN):
+            elif op == OP_SOMA:
+                lines.append(f"{OP_NAMES[op]:<20} {self.pop_names[int(arg) % len(self.pop_names)]}")
+            elif op in (OP_ERROR, OP_POP_LEARN):
                 lines.append(f"{OP_NAMES[op]:<20} {self.pop_names[arg]}")
             else:
                 lines.append(OP_NAMES[op])
@@ -554,7 +556,7 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
         stim_int[s_i] = [offsets[s.target], tp.size, KIND_IDS[s.kind], col]
         col += tp.size
 
-    ops = build_ops(circuit, pops, projs, proj_int, pop_int, scheme)
+    ops = build_ops(circuit, pops, projs, proj_int, pop_int, scheme, stim_int)
     state = np.zeros(N_SIG * N * B, dtype)
     prog = Program(dt=float(dt), batch=B, scheme=scheme, dtype=dtype, n_total=N,
                    pop_names=[p.name for p in pops], pop_models=[p.model for p in pops],
@@ -588,7 +590,7 @@ def init_state(prog: Program):
     prog.prev[:] = prog.state
 
 
-def build_ops(circuit, pops, projs, proj_int, pop_int, scheme):
+def build_ops(circuit, pops, projs, proj_int, pop_int, scheme, stim_int=None):
     """The op table of one step (see module docstring)."""
     index = {p.name: i for i, p in enumerate(pops)}
     order = [index[n] for n in circuit.order()]
@@ -614,28 +616,44 @@ def build_ops(circuit, pops, projs, proj_int, pop_int, scheme):
                 mask |= 1 << int(proj_int[j, PJ_PORT])
             if mask:
                 ops.append((OP_CLEAR_PORTS, i + len(pops) * mask))
+            # the soma reads only inputs that something writes: ports (bits 0-3), stimulus target
+            # (bit 4) and current (bit 5); the rest stay 0
+            inputs = mask
+            for off, n, kind, col in (stim_int if stim_int is not None else ()):
+                if off == pop_int[i, PP_OFF]:
+                    inputs |= (1 << 4) if kind == KIND_IDS["target"] else (1 << 5) if kind == KIND_IDS["current"] else 0
             ops += [(OP_PROJECT_ERROR if proj_int[j, PJ_SIGNAL] == SIGNAL_NAMES["e"] else OP_PROJECT, j)
                     for j in incoming[i]]
-            ops.append((OP_SOMA, i))
+            if stim_int is None:          # unknown stimuli: read both ext inputs
+                inputs |= (1 << 4) | (1 << 5)
+            ops.append((OP_SOMA, i + len(pops) * inputs))
         return ops
 
     def copy_prev():
-        # Only what a later op reads from the previous-step buffer: input populations are read only
-        # through the signal their projections carry (a 784-input layer would otherwise copy 5 rows
-        # per neuron per step); every other population keeps u, u_pros, r, phi', e.
+        # Only the (signal, population) rows a later op reads from the previous-step buffer R:
+        # projections (and their plasticity) read their signal of the pre population, feedback reads
+        # e of the post population, an error op reads r, phi', u_pros of its rate population (the
+        # partner of an error population) and e stays copied for every rate/error population. u of
+        # most populations and everything of an input population except what it sends is never read:
+        # at batch 128 the copy is a tenth of the step, so it is kept to what is needed (a test
+        # compares against copying everything, bit for bit).
         # Each op copies one range [lo, hi) of flat neuron indices (signal * N + neuron), packed as
-        # lo << 31 | hi; adjacent ranges are merged so a typical network needs one or two copies.
+        # lo << 31 | hi; adjacent ranges are merged.
         N = int(pop_int[:, PP_N].sum()) if len(pops) else 0
+        need = set()
+        for j, pr in enumerate(projs):
+            need.add((int(proj_int[j, PJ_SIGNAL]), index[pr.pre]))
+            if proj_int[j, PJ_FB] != 0:
+                need.add((SIGNAL_NAMES["e"], index[pr.post]))
+        for i, p in enumerate(pops):
+            if p.model in ("rate", "error"):
+                need.add((SIGNAL_NAMES["e"], i))
+            if p.model == "rate":
+                need |= {(SIGNAL_NAMES["r"], i), (SIGNAL_NAMES["phi_prime"], i), (SIGNAL_NAMES["u_pros"], i)}
         ranges = []
         for sig in range(N_PREV):
             for i in range(len(pops)):
-                if pop_int[i, PP_INPUT]:
-                    sigs = {int(proj_int[j, PJ_SIGNAL]) for j, pr in enumerate(projs) if index[pr.pre] == i}
-                elif pops[i].model == "error":      # cortical mapping: an error population is read only through e
-                    sigs = {SIGNAL_NAMES["e"]}
-                else:
-                    sigs = range(N_PREV)
-                if sig not in sigs:
+                if (sig, i) not in need:
                     continue
                 lo = sig * N + int(pop_int[i, PP_OFF])
                 hi = lo + int(pop_int[i, PP_N])

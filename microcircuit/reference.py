@@ -52,9 +52,9 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
                 else:
                     Po[port, qo:qo + npost] += W[wo:wo + npost * npre].reshape(npost, npre) @ src
             elif op == 4:
-                if _soma(arg, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigma, bias, S, Po, X,
+                if _soma(arg % len(pop_int), pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigma, bias, S, Po, X,
                          gates[kk, 0], dt, rng):
-                    status[:] = (kk, 1, arg, _U)
+                    status[:] = (kk, 1, arg % len(pop_int), _U)
                     return
             elif op == 5:
                 if _error(arg, pop_int, pop_float, g0, err_tau, S, Rd, X, gates[kk, 0], dt):

@@ -135,3 +135,35 @@ def test_seed_reproducible_and_seed_sensitive():
         runs.append(prog.state.copy())
     assert np.array_equal(runs[0], runs[1])
     assert not np.allclose(runs[0], runs[2])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_previous_step_copy_holds_everything_that_is_read(seed):
+    """The synchronous scheme copies only the (signal, population) rows later ops read from the
+    previous-step buffer. Replacing those copies by one copy of all five signal rows must give the
+    same run bit for bit (==) on circuits with every feature, the GLE cortical mapping included."""
+    from microcircuit.compile import OP_COPY_PREV
+    from microcircuit.gle import gle_layered
+    if seed < 5:
+        c, stim = random_circuit(seed)
+    else:
+        pl = {"rule": "error", "eta": 0.05, "optimizer": "adam"}
+        layers = [dict(size=4, tau_m=1.0, tau_r=0.5, activation="tanh", plasticity=pl),
+                  dict(size=3, tau_m=1.0, tau_r=1.0, activation="linear", loss="cross_entropy", beta=1.0,
+                       plasticity=pl)]
+        c = gle_layered(2, layers, error_populations=True)
+        stim = [Sines("input", omega=[1.0, 2.0], per_neuron=True, amplitude=1.0),
+                OrnsteinUhlenbeck("output", kind="target", sigma=0.5, tau=2.0, seed=1)]
+    out = []
+    for full in (False, True):
+        prog = mc.compile(c, dt=0.05, batch=[1, 3][seed % 2], scheme="synchronous", seed=seed, stimuli=stim)
+        if full:
+            keep = prog.ops[prog.ops[:, 0] != OP_COPY_PREV]
+            prog.ops = np.vstack([[[OP_COPY_PREV, (0 << 31) | (5 * prog.n_total)]], keep]).astype(np.int64)
+        Simulation(prog, gates=_gates, chunk_steps=128).run(steps=300)
+        out.append(_all_signals(prog))
+    (sa, wa, na), (sb, wb, nb) = out
+    assert np.all(np.isfinite(sa))
+    assert np.array_equal(sa, sb) and np.array_equal(wa, wb)
+    for k in na:
+        assert np.array_equal(na[k], nb[k]), k
