@@ -107,7 +107,8 @@ def balanced_order(labels, rng):
 
 
 def run(epochs=1, max_batches=None, batch=100, seed=0, eval_batches=None, max_minutes=None, on_epoch=None,
-        eta=5e-3, bias="adam", plateau=True, balanced=False, data_seed=None, verbose=True):
+        eta=5e-3, bias="adam", plateau=True, balanced=False, data_seed=None, verbose=True, patience=2,
+        min_rate=0.0):
     from microcircuit.datasets import mnist1d
     d = mnist1d(360)
     buf = {"k0": 0}
@@ -131,7 +132,7 @@ def run(epochs=1, max_batches=None, batch=100, seed=0, eval_batches=None, max_mi
         return summed_logits_readout(r, yb)[1], cross_entropy_per_step(r, yb), r.sum(axis=0)
 
     rng = np.random.default_rng(seed if data_seed is None else data_seed)
-    sched = Plateau() if plateau else None
+    sched = Plateau(patience=patience) if plateau else None
     lr = eta * prog.dt
     log = []
     for ep in range(epochs):
@@ -161,7 +162,7 @@ def run(epochs=1, max_batches=None, batch=100, seed=0, eval_batches=None, max_mi
             print(log[-1], flush=True)
         if sched is not None:
             f = sched.step(test_loss)
-            if f != 1.0:
+            if f != 1.0 and lr * f >= min_rate:       # min_rate: a floor under the schedule (per step)
                 scale_learning_rates(prog, f)
                 lr *= f
         if on_epoch is not None:
@@ -181,9 +182,13 @@ def main(argv=None):
     ap.add_argument("--bias", choices=("adam", "sgd"), default="adam")
     ap.add_argument("--no-plateau", action="store_true", help="constant learning rate")
     ap.add_argument("--max-minutes", type=float, default=None, help="stop when the next epoch would not fit")
+    ap.add_argument("--patience", type=int, default=2, help="plateau epochs before halving (paper: 2)")
+    ap.add_argument("--min-rate", type=float, default=0.0, help="no halving below this rate per step")
+    ap.add_argument("--tag", default="", help="suffix of the result files (variants of the protocol)")
     ap.add_argument("--out", default=str(ROOT / "analysis" / "results"))
     a = ap.parse_args(argv)
-    kw = dict(seed=a.seed, eta=a.eta, bias=a.bias, plateau=not a.no_plateau)
+    kw = dict(seed=a.seed, eta=a.eta, bias=a.bias, plateau=not a.no_plateau, patience=a.patience,
+              min_rate=a.min_rate)
     if a.quick:
         log = run(1, max_batches=4, eval_batches=2, **kw)
         write(log, a)
@@ -201,7 +206,8 @@ def write(log, a):
              f"Parameters (weights + biases): {log[-1]['n_params']}. Seed {a.seed}. Batches per epoch: 40 "
              f"(4000 samples / 100), 360 steps each; test on {log[-1]['test_samples']} samples. Adam on weights "
              f"and biases, {a.eta * 0.2:g} per step" + ("" if a.no_plateau else
-                                                       ", ReduceLROnPlateau(patience 2, x0.5) on the test loss")
+                                                       f", ReduceLROnPlateau(patience {getattr(a, 'patience', 2)}, x0.5, floor "
+                                                       f"{getattr(a, 'min_rate', 0.0):g}/step) on the test loss")
              + f"; biases: {a.bias}.", "",
              "| epoch | batches | train acc (running) | train loss | test acc | test acc, offset removed | test loss "
              "| lr/step | s / batch | s train | s test |", "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -222,7 +228,7 @@ def write(log, a):
         lines += ["", f"Epochs run: {len(log)} of {a.epochs} (time budget {a.max_minutes} min)."]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = "mnist1d_gle_quick" if a.quick else f"mnist1d_gle_seed{a.seed}"
+    stem = "mnist1d_gle_quick" if a.quick else f"mnist1d_gle_seed{a.seed}{getattr(a, 'tag', '')}"
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     import csv
     with open(out / f"{stem}.csv", "w", newline="") as f:
