@@ -183,22 +183,43 @@ def _project(j, proj_int, W, R, ports, NB, B):
             for b in range(B):
                 dst[o * B + b] += w * src[o * B + b]
         return
-    Wm = W[woff:woff + npost * npre].reshape(npost, npre)
+    _add_product(W[woff:woff + npost * npre].reshape(npost, npre), npost, npre, src, dst, B)   # port += W r
+
+
+@njit(cache=True, nogil=True, inline='always')
+def _add_product(Wm, npost, npre, x, y, B):
+    """``y (npost x B) += W x`` for ``W`` (npost, npre) and flat blocks ``x`` (npre x B), ``y``;
+    BLAS for large products."""
     if npost * npre * B >= _BLAS_MIN_SIZE:
-        gemm(False, False, npost, B, npre, 1.0, Wm, src, 1.0, dst)      # port += W r
+        gemm(False, False, npost, B, npre, 1.0, Wm, x, 1.0, y)
     elif B == 1:
         for o in range(npost):
             acc = 0.0
             for p in range(npre):
-                acc += Wm[o, p] * src[p]
-            dst[o] += acc
+                acc += Wm[o, p] * x[p]
+            y[o] += acc
     else:
         for o in range(npost):
             for b in range(B):
                 acc = 0.0
                 for p in range(npre):
-                    acc += Wm[o, p] * src[p * B + b]
-                dst[o * B + b] += acc
+                    acc += Wm[o, p] * x[p * B + b]
+                y[o * B + b] += acc
+
+
+@njit(cache=True, nogil=True, inline='always')
+def _add_transposed_product(Wm, npost, npre, e, y, B):
+    """``y (npre x B) += W^T e`` for ``W`` (npost, npre) and flat blocks ``e`` (npost x B), ``y``;
+    rows with e = 0 are skipped."""
+    if npost * npre * B >= _BLAS_MIN_SIZE:
+        gemm(True, False, npre, B, npost, 1.0, Wm, e, 1.0, y)
+        return
+    for o in range(npost):
+        for b in range(B):
+            eo = e[o * B + b]
+            if eo != 0.0:
+                for p in range(npre):
+                    y[p * B + b] += Wm[o, p] * eo
 
 
 @njit(cache=True, nogil=True, inline='always')
@@ -208,18 +229,9 @@ def _backproject(j, proj_int, W, R, ext, NB, B):
     post_off = proj_int[j, 2]
     npost = proj_int[j, 3]
     off = proj_int[j, 6] if proj_int[j, 9] == 1 else proj_int[j, 10]
-    Wm = W[off:off + npost * npre].reshape(npost, npre)
     e = R[_E * NB + post_off * B: _E * NB + (post_off + npost) * B]
     acc = ext[3 * NB + pre_off * B: 3 * NB + (pre_off + npre) * B]
-    if npost * npre * B >= _BLAS_MIN_SIZE:
-        gemm(True, False, npre, B, npost, 1.0, Wm, e, 1.0, acc)         # eps_in += W^T e
-        return
-    for o in range(npost):
-        for b in range(B):
-            eo = e[o * B + b]
-            if eo != 0.0:
-                for p in range(npre):
-                    acc[p * B + b] += Wm[o, p] * eo
+    _add_transposed_product(W[off:off + npost * npre].reshape(npost, npre), npost, npre, e, acc, B)  # eps_in += W^T e
 
 
 @njit(cache=True, nogil=True)
@@ -235,36 +247,15 @@ def _error_project(j, proj_int, W, R, ext, NB, B):
     sig = proj_int[j, 5]
     e = R[sig * NB + pre_off * B: sig * NB + (pre_off + npre) * B]
     acc = ext[3 * NB + post_off * B: 3 * NB + (post_off + npost) * B]
-    big = npost * npre * B >= _BLAS_MIN_SIZE
-    if proj_int[j, 15] >= 0:   # tied: the same loop order as _backproject of the fused form
-        Wm = W[woff:woff + npre * npost].reshape(npre, npost)
-        if big:
-            a2 = acc.reshape(npost, B)
-            a2 += np.dot(Wm.T, e.reshape(npre, B))
-            return
-        for o in range(npre):
-            for b in range(B):
-                eo = e[o * B + b]
-                if eo != 0.0:
-                    for p in range(npost):
-                        acc[p * B + b] += Wm[o, p] * eo
+    if proj_int[j, 15] >= 0:   # tied to a forward W (npre, npost): the fused form's _backproject product
+        _add_transposed_product(W[woff:woff + npre * npost].reshape(npre, npost), npre, npost, e, acc, B)
         return
     if proj_int[j, 7] == 1:   # one-to-one
         for o in range(npost):
             for b in range(B):
                 acc[o * B + b] += W[woff + o] * e[o * B + b]
         return
-    Wm = W[woff:woff + npost * npre].reshape(npost, npre)
-    if big:
-        a2 = acc.reshape(npost, B)
-        a2 += np.dot(Wm, e.reshape(npre, B))
-        return
-    for o in range(npost):
-        for b in range(B):
-            a = 0.0
-            for p in range(npre):
-                a += Wm[o, p] * e[p * B + b]
-            acc[o * B + b] += a
+    _add_product(W[woff:woff + npost * npre].reshape(npost, npre), npost, npre, e, acc, B)
 
 
 @njit(cache=True, nogil=True, inline='always')
