@@ -355,6 +355,9 @@ class ZarrRecorder:
         partial chunk. ``None``: each variable's chunk is the length of its first appended block
         (so equal-length engine chunks write whole zarr chunks), or about 4 MiB if that block is
         over 16 MiB. A spec's own ``chunk_records`` (in its own records) overrides both.
+    block_steps : with ``chunk_records=None``, the block length (steps) the caller will append
+        (the engine's chunk), used instead of the first block's, so that a short first run (a
+        warm-up) does not fix tiny chunks for the whole store.
     attrs : root attributes (scenario text, seed, git SHA, ...). JSON-serialisable; numpy scalars
         and arrays are converted.
     overwrite : replace an existing store at ``path``. Only a Zarr store or an empty directory is
@@ -372,12 +375,14 @@ class ZarrRecorder:
         dt: float,
         batch: int = 1,
         chunk_records: int | None = 1000,
+        block_steps: int | None = None,
         attrs: Mapping[str, Any] | None = None,
         overwrite: bool = False,
     ) -> None:
         import zarr
 
         self.path = Path(path)
+        self.block_steps = block_steps
         self.specs: tuple[RecordedVariable, ...] = tuple(specs)
         if not isinstance(dt, (int, float, np.floating, np.integer)) or not math.isfinite(dt) or dt <= 0:
             raise RecordingError(f"{self.path}: dt must be a positive finite number of ms, got {dt!r}")
@@ -454,6 +459,7 @@ class ZarrRecorder:
         p = Path(path)
         root = _open_root(p, mode="r+")
         self = cls.__new__(cls)
+        self.block_steps = None          # existing arrays keep their chunks
         self.path = p
         self.specs = tuple(specs)
         self.dt = float(root.attrs["dt"])
@@ -724,10 +730,8 @@ class ZarrRecorder:
                 continue
             ts = self._times[tkey]
             if ts.n == 0:
-                # size chunks to the engine's chunk length when the caller said it (a short warm-up
-                # run first must not fix tiny chunks for the whole store)
-                hint = getattr(self, "block_steps_hint", None)
-                self._adapt_chunks(ts, -(-int(hint) // ts.stride) if hint else m)
+                bs = self.block_steps
+                self._adapt_chunks(ts, -(-int(bs) // ts.stride) if bs else m)
             n0, n1 = ts.n, ts.n + m
             for key in ts.variables:
                 st = self._vars[key]

@@ -125,8 +125,8 @@ class Simulation:
         if output is not None and self._specs:
             from .recording import ZarrRecorder
             self.recorder = ZarrRecorder(output, self._specs, dt=program.dt, batch=program.batch,
-                                         chunk_records=None, attrs=base_attrs, overwrite=overwrite)
-            self.recorder.block_steps_hint = self.chunk_steps
+                                         chunk_records=None, block_steps=self.chunk_steps, attrs=base_attrs,
+                                         overwrite=overwrite)
         elif output is not None:
             from .recording import ZarrRecorder
             self.recorder = ZarrRecorder(output, [], dt=program.dt, batch=program.batch, attrs=base_attrs,
