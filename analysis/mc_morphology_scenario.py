@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 
 from microcircuit.microcircuit import dendritic_microcircuit, conductance_table, BARS_LE_ETA  # noqa: E402
 from microcircuit.morphology import derive_conductances  # noqa: E402
+from microcircuit.scenario.write import circuit_toml  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "analysis" / "results"
@@ -53,19 +54,6 @@ def build():
     return c
 
 
-def _v(x):
-    if isinstance(x, bool):
-        return "true" if x else "false"
-    if isinstance(x, str):
-        return f'"{x}"'
-    if isinstance(x, (int, float, np.floating)):
-        return f"{float(x):g}" if not float(x).is_integer() or isinstance(x, float) else str(int(x))
-    a = np.asarray(x)
-    if a.ndim == 2:
-        return "[" + ", ".join("[" + ", ".join(f"{v:.6f}" for v in row) + "]" for row in a) + "]"
-    return "[" + ", ".join(_v(v) for v in x) + "]"
-
-
 def scenario_text(c):
     lines = ["# 3x3 Bars, LE dendritic-error microcircuit 9-30-3 whose conductances come from morphologies:",
              f"# pyramids (pyr1, output) from {PYR}, interneurons from {INTER} (morphology.derive_conductances);",
@@ -78,26 +66,8 @@ def scenario_text(c):
              "[simulation]", "dt = 0.1", "seed = 0", f"batch = {BATCH}", "",
              "[protocol]", 'dataset = "bars"', f"t_pres = {T_PRES}", f"epochs = {EPOCHS}", "targets = [0.1, 1.0]",
              'readout = "last"', 'readout_signal = "u_pros"', 'phases = ["train", "train_eval"]', "eval_every = 50", ""]
-    for p in c.populations:
-        lines += ["[[populations]]", f'name = "{p.name}"', f'model = "{p.model}"', f"size = {p.size}"]
-        for k in ("preset", "morphology", "g_som", "activation", "latent_equilibrium", "sigma"):
-            if k in p.params and p.params[k] is not None:
-                lines.append(f"{k} = {_v(p.params[k])}")
-        lines.append("")
-    for pr in c.projections:
-        lines += ["[[projections]]", f'name = "{pr.name}"', f'pre = "{pr.pre}"', f'post = "{pr.post}"',
-                  f'target = "{pr.target}"', f'signal = "{pr.signal}"']
-        if pr.connector.get("kind", "all_to_all") != "all_to_all":
-            lines.append(f'connector = {{ kind = "{pr.connector["kind"]}" }}')
-        w = pr.weights
-        if w.get("dist") == "array":
-            lines.append(f'weights = {{ dist = "array", value = {_v(w["value"])} }}')
-        else:
-            lines.append(f'weights = {{ dist = "{w["dist"]}", value = {_v(w["value"])} }}')
-        if pr.rule != "none":
-            pl = {k: v for k, v in pr.plasticity.items() if k in ("rule", "eta", "w_max", "tau_w")}
-            lines.append("plasticity = { " + ", ".join(f"{k} = {_v(v)}" for k, v in pl.items()) + " }")
-        lines.append("")
+    lines += circuit_toml(c, population_keys=("preset", "morphology", "g_som", "activation",
+                                               "latent_equilibrium", "sigma"))
     return "\n".join(lines)
 
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from microcircuit.microcircuit import dendritic_microcircuit, coupling_factors
 from microcircuit.models import PRESETS
+from microcircuit.scenario.write import circuit_toml as _circuit_toml, toml_table, toml_value  # noqa: E402
 
 PRESETS_G = PRESETS["bern"]
 
@@ -41,48 +42,14 @@ BARS_ETA_T = [0.5, 0.1, 0.2]           # eta * t_pres: up1, up2, ip1 (LE paper F
 
 
 # ----------------------------------------------------------------------------- TOML writing
-def _v(x):
-    if isinstance(x, bool):
-        return "true" if x else "false"
-    if isinstance(x, str):
-        return f'"{x}"'
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    if isinstance(x, (float, np.floating)):
-        return repr(float(x))
-    if isinstance(x, dict):
-        return "{ " + ", ".join(f"{k} = {_v(v)}" for k, v in x.items()) + " }"
-    a = np.asarray(x)
-    if a.ndim == 2 and a.dtype.kind == "f":
-        return "[" + ", ".join("[" + ", ".join(f"{v:.6f}" for v in row) + "]" for row in a) + "]"
-    return "[" + ", ".join(_v(v) for v in x) + "]"
-
-
-def _table(name, d):
-    return [f"[{name}]"] + [f"{k} = {_v(v)}" for k, v in d.items()] + [""]
+_v = toml_value
+_table = toml_table
 
 
 def circuit_toml(c, random_weights=None):
     """[[populations]] and [[projections]] of a Circuit. ``random_weights``: {projection: weights
     table} written instead of the circuit's arrays (a fresh draw from the same distribution)."""
-    random_weights = random_weights or {}
-    lines = []
-    for p in c.populations:
-        lines += ["[[populations]]", f'name = "{p.name}"', f'model = "{p.model}"', f"size = {p.size}"]
-        lines += [f"{k} = {_v(v)}" for k, v in p.params.items() if v is not None]
-        lines.append("")
-    for pr in c.projections:
-        lines += ["[[projections]]", f'name = "{pr.name}"', f'pre = "{pr.pre}"', f'post = "{pr.post}"',
-                  f'target = "{pr.target}"', f'signal = "{pr.signal}"']
-        if pr.connector.get("kind", "all_to_all") != "all_to_all":
-            lines.append(f'connector = {{ kind = "{pr.connector["kind"]}" }}')
-        w = random_weights.get(pr.name, pr.weights)
-        lines.append(f"weights = {_v(w)}")
-        if pr.rule != "none":
-            pl = {k: v for k, v in pr.plasticity.items() if k in ("rule", "eta", "w_max", "tau_w") and v}
-            lines.append(f"plasticity = {_v(pl)}")
-        lines.append("")
-    return lines
+    return _circuit_toml(c, weights=random_weights)
 
 
 def write(name, header, tables, circuit_lines):
