@@ -127,3 +127,18 @@ def quick_flag():
 
 def n_workers():
     return int(os.environ.get("LE_WORKERS", min(2, os.cpu_count() or 1)))
+
+
+def run_jobs(job, jobs, name, key, quick=False, rows=()):
+    """Run ``job`` over ``jobs`` on :func:`n_workers` processes (printing each result), add them to
+    ``rows`` (runs reused from elsewhere), sort by ``key`` and write the per-run table
+    ``<name>_runs[_quick]``. Returns the rows."""
+    from multiprocessing import Pool
+    rows = list(rows)
+    with Pool(n_workers()) as pool:
+        for r in pool.imap_unordered(job, jobs):
+            rows.append(r)
+            print(r, flush=True)
+    rows.sort(key=key)
+    write_table(rows, f"{name}_runs{'_quick' if quick else ''}")
+    return rows

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sys
 import time
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -78,13 +77,9 @@ def main():
     rows = [r for r in rows if r["seed"] in seeds]
     jobs = [j for j in jobs if (j[0], MODEL_NAMES[j[1]], j[2]) not in have]
     print(f"{len(rows)} runs reused from the presentation-time sweep, {len(jobs)} to run", flush=True)
-    with Pool(C.n_workers()) as pool:
-        for r in pool.imap_unordered(job, jobs):
-            rows.append(r)
-            print(r, flush=True)
-    rows.sort(key=lambda r: (r["task"], r["model"], r["seed"]))
+    rows = C.run_jobs(job, jobs, "le_feedback_alignment", key=lambda r: (r["task"], r["model"], r["seed"]),
+                      quick=quick, rows=rows)
     tag = "_quick" if quick else ""
-    C.write_table(rows, f"le_feedback_alignment_runs{tag}")
     summ = []
     for t in C.TASKS:
         for m in ("BP", "LE (W^T)", "LE + FA"):

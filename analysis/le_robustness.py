@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import sys
 import time
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -47,14 +46,8 @@ def main():
     seeds = [1] if quick else [1, 2]
     epochs = None if quick else 20
     jobs = [(n, a, s, quick, epochs) for s in seeds for n in (0.0, 0.2, 0.3) for a in (False, True)]
-    with Pool(C.n_workers()) as pool:
-        rows = []
-        for r in pool.imap_unordered(job, jobs):
-            rows.append(r)
-            print(r, flush=True)
-    rows.sort(key=lambda r: (r["tau_noise"], r["adapt"], r["seed"]))
+    rows = C.run_jobs(job, jobs, "le_robustness", key=lambda r: (r["tau_noise"], r["adapt"], r["seed"]), quick=quick)
     tag = "_quick" if quick else ""
-    C.write_table(rows, f"le_robustness_runs{tag}")
     summ = []
     for n in (0.0, 0.2, 0.3):
         for a in (False, True):
