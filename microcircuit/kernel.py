@@ -355,6 +355,16 @@ def _error(i, pop_int, pop_float, g0, err_tau, state, R, ext, gate_nudge, dt, NB
     return bad
 
 
+@njit(cache=True, nogil=True, inline='always')
+def _opt_count(active, a, b, table, row, col):
+    """Count one optimiser update in ``table[row, col]`` (t) and return Adam's bias corrections
+    ``(1 - a^t, 1 - b^t)``; ``(1, 1)`` when no optimiser update happens now."""
+    if not active:
+        return 1.0, 1.0
+    table[row, col] += 1.0
+    return 1.0 - a ** table[row, col], 1.0 - b ** table[row, col]
+
+
 @njit(cache=True, nogil=True)
 def _opt_step(kind, a, b, eps, bc1, bc2, buf, k, n, g):
     """One optimiser step on the estimate g for parameter k of a block of n (state in buf)."""
@@ -396,12 +406,7 @@ def _plasticity(j, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dw
     oa = proj_float[j, 6]
     ob = proj_float[j, 7]
     oeps = proj_float[j, 8]
-    bc1 = 1.0
-    bc2 = 1.0
-    if okind != 0:
-        proj_float[j, 9] += 1.0
-        bc1 = 1.0 - oa ** proj_float[j, 9]
-        bc2 = 1.0 - ob ** proj_float[j, 9]
+    bc1, bc2 = _opt_count(okind != 0, oa, ob, proj_float, j, 9)
     # postsynaptic factor (rule "error": e of the post population, or of its error population)
     eoff = proj_int[j, 16] if proj_int[j, 16] >= 0 else post_off
     for o in range(npost):
@@ -505,12 +510,7 @@ def _pop_learn(i, pop_int, pop_float, g0, bias, state, gate, dt, NB, B, dwf):
     oa = pop_float[i, 8]
     ob = pop_float[i, 9]
     oeps = pop_float[i, 10]
-    bc1 = 1.0
-    bc2 = 1.0
-    if okind != 0 and rule != 0 and eta_t != 0.0:
-        pop_float[i, 11] += 1.0
-        bc1 = 1.0 - oa ** pop_float[i, 11]
-        bc2 = 1.0 - ob ** pop_float[i, 11]
+    bc1, bc2 = _opt_count(okind != 0 and rule != 0 and eta_t != 0.0, oa, ob, pop_float, i, 11)
     esh = pop_int[i, 11] - off if pop_int[i, 11] >= 0 else 0   # e of a partner error population
     for ii in range(off, off + n):
         me = 0.0

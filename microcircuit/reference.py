@@ -45,12 +45,7 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
                     if (mask >> p) & 1:
                         Po[p, off:off + n] = 0.0
             elif op == 3:
-                po, npre, qo, npost, port, sig, wo, diag = proj_int[arg, :8]
-                src = Rd[sig, po:po + npre]
-                if diag:
-                    Po[port, qo:qo + npost] += W[wo:wo + npost, None] * src
-                else:
-                    Po[port, qo:qo + npost] += W[wo:wo + npost * npre].reshape(npost, npre) @ src
+                _project(arg, proj_int, W, Rd, Po)
             elif op == 4:
                 if _soma(arg % len(pop_int), pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigma, bias, S, Po, X,
                          gates[kk, 0], dt, rng):
@@ -85,12 +80,7 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
                 else:
                     X[3, qo:qo + npost] += W[wo:wo + npost * npre].reshape(npost, npre) @ e
             elif op == 10:  # a projection carrying e reads the current step's error
-                po, npre, qo, npost, port, sig, wo, diag = proj_int[arg, :8]
-                src = S[sig, po:po + npre]
-                if diag:
-                    Po[port, qo:qo + npost] += W[wo:wo + npost, None] * src
-                else:
-                    Po[port, qo:qo + npost] += W[wo:wo + npost * npre].reshape(npost, npre) @ src
+                _project(arg, proj_int, W, S, Po)
         for code, poff, ioff, nsel, stride, boff, ncomp, ci in rec_int:
             if step % stride:
                 continue
@@ -99,6 +89,16 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
             if nsel:
                 buf[j, :, :, ci] = S[code, poff + rec_idx[ioff:ioff + nsel]].T
     status[0] = K
+
+
+def _project(j, proj_int, W, src_buf, Po):
+    """port += W x (or w * x one-to-one), x the projection's signal of its pre population in src_buf."""
+    po, npre, qo, npost, port, sig, wo, diag = proj_int[j, :8]
+    src = src_buf[sig, po:po + npre]
+    if diag:
+        Po[port, qo:qo + npost] += W[wo:wo + npost, None] * src
+    else:
+        Po[port, qo:qo + npost] += W[wo:wo + npost * npre].reshape(npost, npre) @ src
 
 
 def _soma(i, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigma, bias, S, Po, X, gate, dt, rng):
