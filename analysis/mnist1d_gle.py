@@ -106,9 +106,38 @@ def balanced_order(labels, rng):
     return np.argsort(key, kind="stable")
 
 
+def save_checkpoint(path, prog, log, lr, sched, rng):
+    """Everything needed to continue a run after the epoch just finished: the program's mutable state
+    (weights, Adam moments, neuron state), the epoch log, the learning rate, the schedule's counters
+    and the data-order generator. Written to a temporary file and renamed, so a kill never leaves a
+    half-written checkpoint."""
+    import json
+    from microcircuit.checkpoint import program_checkpoint
+    arrays, attrs = program_checkpoint(prog)
+    meta = dict(attrs=attrs, log=log, lr=lr, rng=rng.bit_generator.state,
+                sched=None if sched is None else [sched.best, sched.bad])
+    tmp = Path(str(path) + ".tmp.npz")
+    np.savez(tmp, meta=np.asarray(json.dumps(meta, default=int)), **arrays)
+    tmp.replace(path)
+
+
+def load_checkpoint(path, prog, sched, rng):
+    """Restore a :func:`save_checkpoint` file into a freshly built program; returns (log, lr)."""
+    import json
+    from microcircuit.checkpoint import restore_program
+    with np.load(path, allow_pickle=False) as f:
+        meta = json.loads(str(f["meta"]))
+        restore_program(prog, {k: f[k] for k in f.files if k != "meta"}, meta["attrs"])
+    rng.bit_generator.state = meta["rng"]
+    if sched is not None and meta["sched"] is not None:
+        sched.best, sched.bad = meta["sched"]
+    return meta["log"], meta["lr"]
+
+
 def run(epochs=1, max_batches=None, batch=100, seed=0, eval_batches=None, max_minutes=None, on_epoch=None,
         eta=5e-3, bias="adam", plateau=True, balanced=False, data_seed=None, verbose=True, patience=2,
-        min_rate=0.0):
+        min_rate=0.0, checkpoint=None):
+    """``checkpoint``: a file written after every epoch; if it exists, the run continues from it."""
     from microcircuit.datasets import mnist1d
     d = mnist1d(360)
     buf = {"k0": 0}
@@ -135,7 +164,12 @@ def run(epochs=1, max_batches=None, batch=100, seed=0, eval_batches=None, max_mi
     sched = Plateau(patience=patience) if plateau else None
     lr = eta * prog.dt
     log = []
-    for ep in range(epochs):
+    if checkpoint is not None and Path(checkpoint).is_file():
+        log, lr = load_checkpoint(checkpoint, prog, sched, rng)
+        if verbose:
+            print(f"resumed from {checkpoint} after epoch {len(log)} (lr {lr:g} per step)", flush=True)
+    t_start, n_done = time.perf_counter(), len(log)
+    for ep in range(len(log), epochs):
         t0 = time.perf_counter()
         order = balanced_order(d.y_train, rng) if balanced else rng.permutation(len(d.y_train))
         nb = len(order) // batch if max_batches is None else max_batches
@@ -165,10 +199,12 @@ def run(epochs=1, max_batches=None, batch=100, seed=0, eval_batches=None, max_mi
             if f != 1.0 and lr * f >= min_rate:       # min_rate: a floor under the schedule (per step)
                 scale_learning_rates(prog, f)
                 lr *= f
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, prog, log, lr, sched, rng)
         if on_epoch is not None:
             on_epoch(log)
-        spent = sum(r["s_train"] + r["s_test"] for r in log)
-        if max_minutes is not None and spent + (spent / len(log)) > 60 * max_minutes:
+        spent = time.perf_counter() - t_start       # this invocation's budget (a resumed run starts afresh)
+        if max_minutes is not None and spent + (spent / (ep + 1 - n_done)) > 60 * max_minutes:
             break       # the next epoch would not fit in the time budget
     return log
 
@@ -185,6 +221,8 @@ def main(argv=None):
     ap.add_argument("--patience", type=int, default=2, help="plateau epochs before halving (paper: 2)")
     ap.add_argument("--min-rate", type=float, default=0.0, help="no halving below this rate per step")
     ap.add_argument("--tag", default="", help="suffix of the result files (variants of the protocol)")
+    ap.add_argument("--checkpoint", default=None, help="checkpoint file written after every epoch; if it exists, "
+                    "the run continues from it (default: <out>/mnist1d_gle_seed<s><tag>.ckpt.npz; 'none': off)")
     ap.add_argument("--out", default=str(ROOT / "analysis" / "results"))
     a = ap.parse_args(argv)
     kw = dict(seed=a.seed, eta=a.eta, bias=a.bias, plateau=not a.no_plateau, patience=a.patience,
@@ -193,7 +231,10 @@ def main(argv=None):
         log = run(1, max_batches=4, eval_batches=2, **kw)
         write(log, a)
     else:
-        log = run(a.epochs, max_minutes=a.max_minutes, on_epoch=lambda lg: write(lg, a), **kw)
+        ck = a.checkpoint or str(Path(a.out) / f"mnist1d_gle_seed{a.seed}{a.tag}.ckpt.npz")
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        log = run(a.epochs, max_minutes=a.max_minutes, on_epoch=lambda lg: write(lg, a),
+                  checkpoint=None if ck == "none" else ck, **kw)
     return log
 
 

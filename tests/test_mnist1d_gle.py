@@ -91,3 +91,18 @@ def test_mnist1d_short_run_rises_above_chance():
     samples = 0.011, so 0.18 is 7 std above chance); measured 0.216 (seed 12; 0.249 with seed 34)."""
     log = M.run(epochs=1, max_batches=8, eval_batches=1, seed=12, plateau=False, verbose=False)
     assert log[0]["train_acc"] > 0.18
+
+
+def test_checkpoint_resume_continues_the_same_run(tmp_path):
+    """A run stopped after epoch 1 and resumed from its checkpoint ends in the same state as an
+    uninterrupted 2-epoch run: the epoch logs (accuracies, losses, rate) and the weights are equal
+    bit for bit (2 batches of 100 samples x 360 steps per epoch, 1 test batch)."""
+    kw = dict(max_batches=2, eval_batches=1, seed=3, verbose=False)
+    full = M.run(2, **kw)
+    ck = tmp_path / "run.ckpt.npz"
+    first = M.run(1, checkpoint=ck, **kw)
+    assert ck.is_file() and len(first) == 1
+    resumed = M.run(2, checkpoint=ck, **kw)
+    keys = ("train_acc", "train_loss", "test_acc", "test_loss", "lr", "out_bias_spread")
+    for a, b in zip(full, resumed):
+        assert [a[k] for k in keys] == [b[k] for k in keys]
