@@ -184,16 +184,19 @@ class _Runner:
     """Compiled program + simulation for one training run."""
 
     def __init__(self, circuit, *, dt, S, batch, scheme, seed, input_pop, output_pop, readout, readout_signal,
-                 readout_window, reset, dtype="float64", lag_steps=0):
+                 readout_window, reset, dtype="float64", lag_steps=0, sequence=False, extra_stimuli=(),
+                 loss="mse"):
         self.S, self.B, self.dt = S, batch, dt
+        self.sequence, self.loss = bool(sequence), loss
         self.input_pop, self.output_pop = input_pop, output_pop
         n_in = circuit.population(input_pop).size
         n_out = circuit.population(output_pop).size
         self.n_in, self.n_out = n_in, n_out
         stim = [ArrayStimulus(input_pop, np.zeros((1, n_in)), hold_steps=S, kind="rate", name="protocol_input"),
                 ArrayStimulus(output_pop, np.zeros((1, n_out)), hold_steps=S, kind="target", name="protocol_target")]
-        self.prog = compile_circuit(circuit, dt=dt, batch=batch, scheme=scheme, seed=seed, stimuli=stim,
-                                    dtype=dtype)
+        self.prog = compile_circuit(circuit, dt=dt, batch=batch, scheme=scheme, seed=seed,
+                                    stimuli=stim + list(extra_stimuli), dtype=dtype)
+        _hold_constant_inputs(self.prog, extra_stimuli)
         self.gate = np.array(GATE_ON, float)
         self.readout, self.readout_signal = readout, readout_signal
         self.win = max(1, int(round(readout_window * S))) if readout == "window" else 1
@@ -216,7 +219,18 @@ class _Runner:
         return g
 
     def present(self, X, Y, gate):
-        """Show presentations X (P, n_in, B) with targets Y (P, n_out, B); return the readout (P, B, n_out)."""
+        """Show presentations X (P, n_in, B) — in sequence mode (P, S, n_in, B), one row per step — with
+        targets Y (P, n_out, B); return the readout (P, B, n_out) and, for ``readout="sum"``, the
+        per-step loss of the output averaged over steps and copies (P, B), else None."""
+        if self.sequence:
+            # groups of presentations, so that the per-step output record stays below ~16 M values
+            G = max(1, int(16e6 // (self.S * self.B * self.n_out)))
+            parts = [self._present(X[a:a + G], Y[a:a + G], gate) for a in range(0, X.shape[0], G)]
+            return (np.concatenate([p[0] for p in parts]),
+                    None if parts[0][1] is None else np.concatenate([p[1] for p in parts]))
+        return self._present(X, Y, gate)
+
+    def _present(self, X, Y, gate):
         prog, S = self.prog, self.S
         P = X.shape[0]
         self.gate = np.asarray(gate, float)
@@ -224,7 +238,8 @@ class _Runner:
         rec.blocks[self._key].clear()
         rec.steps[self._key].clear()
         if self.reset:
-            out = []
+            if self.sequence:
+                raise ProtocolError("train: reset=True is not available with presentation='sequence'")
             for j in range(P):
                 init_state(prog)
                 k = prog.step
@@ -238,8 +253,12 @@ class _Runner:
         else:
             k = prog.step
             self.start = k
-            prog.stimuli[0] = ArrayStimulus(self.input_pop, X, hold_steps=S, kind="rate", delay_steps=k,
-                                            name="protocol_input")
+            if self.sequence:
+                prog.stimuli[0] = ArrayStimulus(self.input_pop, X.reshape((P * S,) + X.shape[2:]), hold_steps=1,
+                                                kind="rate", delay_steps=k, name="protocol_input")
+            else:
+                prog.stimuli[0] = ArrayStimulus(self.input_pop, X, hold_steps=S, kind="rate", delay_steps=k,
+                                                name="protocol_input")
             prog.stimuli[1] = ArrayStimulus(self.output_pop, Y, hold_steps=S, kind="target", delay_steps=k,
                                             name="protocol_target")
             self.sim.run(steps=P * S)
@@ -248,12 +267,42 @@ class _Runner:
         rec.steps[self._key].clear()
         data = data.reshape(P, S, self.B, self.n_out)
         if self.readout == "last":
-            return data[:, -1]
-        return data[:, S - self.win:].mean(axis=1)
+            return data[:, -1], None
+        if self.readout == "sum":
+            return data.sum(axis=1), _step_loss(data, Y, self.loss)
+        return data[:, S - self.win:].mean(axis=1), None
 
 
-def _metrics(R, T, labels, valid, n_classes, loss):
-    """Loss and accuracy of readouts R (P, B, n_out) against targets T (P, B, n_out)."""
+def _step_loss(data, Y, loss):
+    """Per-step loss of the output ``data`` (P, S, B, n) against the held targets Y (P, n, B), averaged
+    over the S steps of each presentation: cross-entropy of each step's logits, or 0.5 ||r - y||^2."""
+    t = Y.transpose(0, 2, 1)[:, None]                                    # (P, 1, B, n)
+    if loss == "cross_entropy":
+        m = data.max(axis=-1, keepdims=True)
+        lse = m[..., 0] + np.log(np.exp(data - m).sum(axis=-1))
+        return (lse - (data * t).sum(axis=-1)).mean(axis=1)
+    return 0.5 * ((data - t) ** 2).sum(axis=-1).mean(axis=1)
+
+
+def _hold_constant_inputs(prog, stimuli):
+    """Constant-rate stimuli (e.g. the bias unit, rate 1): also write them into the current and the
+    previous-step signals, so that the very first step (which reads the previous step in the
+    synchronous scheme) sees them as well."""
+    from .stimuli import Step
+    from .models.base import SIG_U, SIG_UPROS, SIG_R
+    N, B = prog.n_total, prog.batch
+    for st in stimuli:
+        if isinstance(st, Step) and st.kind == "rate" and st.start <= 0 and math.isinf(st.stop):
+            sl = prog.pop_slice(st.target)
+            val = np.broadcast_to(np.asarray(st.amplitude, float), (sl.stop - sl.start,))
+            for code in (SIG_U, SIG_UPROS, SIG_R):
+                for buf in (prog.state, prog.prev):
+                    buf[code * N * B + sl.start * B:code * N * B + sl.stop * B] = np.repeat(val, B)
+
+
+def _metrics(R, T, labels, valid, n_classes, loss, step_loss=None):
+    """Loss and accuracy of readouts R (P, B, n_out) against targets T (P, B, n_out); with
+    ``step_loss`` (P, B) (summed readout) the loss is its mean instead of the readout's loss."""
     m = valid.reshape(-1)
     r = R.reshape(-1, R.shape[-1])[m]
     t = T.reshape(-1, T.shape[-1])[m]
@@ -263,6 +312,8 @@ def _metrics(R, T, labels, valid, n_classes, loss):
         L = float(-(logp * t).sum(axis=1).mean())
     else:
         L = float(0.5 * np.sum((r - t) ** 2) / max(len(r), 1))
+    if step_loss is not None:
+        L = float(step_loss.reshape(-1)[m].mean())
     if n_classes is None:
         acc = float("nan")
     else:
@@ -278,7 +329,8 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
           eval_initial=True, adapt_presentations=0, input_pop="input", output_pop="output",
           scheme="synchronous", output=None, overwrite=False, progress=False, snapshot_every=0,
           attrs=None, dtype="float64", lr_schedule="constant", eval_every=1,
-          tau_learning_in_training=True, lr_decay=1.0, learning_lag=0.0) -> TrainResult:
+          tau_learning_in_training=True, lr_decay=1.0, learning_lag=0.0, presentation="hold",
+          plateau_patience=2, plateau_factor=0.5, plateau_phase=None, stimuli=()) -> TrainResult:
     """Train a network on a :class:`~microcircuit.datasets.SupervisedData` set by presenting samples.
 
     Parameters
@@ -293,8 +345,15 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
         circuit's projections as they are (per ms)
     batch : parallel network copies (shared weights, updates averaged)
     lr_factors : per plastic projection factors (in projection order), default 1
-    readout : "last" (output at the last step of a presentation) or "window" (mean over the last
-        ``readout_window`` fraction); ``readout_signal``: "r", "u_pros" or "u"
+    readout : "last" (output at the last step of a presentation), "window" (mean over the last
+        ``readout_window`` fraction) or "sum" (summed over all steps of the presentation: the GLE
+        readout of logits summed over a sequence; the reported loss is then the per-step loss of the
+        output averaged over the steps, as the GLE reference code monitors); ``readout_signal``:
+        "r", "u_pros" or "u"
+    presentation : "hold" (each sample's features held for the whole presentation) or "sequence"
+        (a sample is a time series: its n_features values are shown n_in per step, so a presentation
+        lasts ``S = n_features / n_in`` steps and ``t_pres`` must equal ``S * dt``; MNIST-1D: 360
+        steps of one scalar); the target is held for the whole presentation in both
     loss : metric loss, "mse" or "cross_entropy" (default from the output population's ``loss``)
     targets : (low, high) one-hot target values for classification
     seed : seeds the network (weights, noise, per-neuron parameters) and the shuffling
@@ -313,7 +372,12 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
     lr_schedule : "constant", "cosine" (rates scaled by 0.5 (1 + cos(pi (e - 1) / E)) in epoch e, as
         the BP baseline's ``lr_schedule``) or "exponential" (rates scaled by ``lr_decay^(e - 1)`` in
         epoch e = 1..E: eta_e = eta_0 * lr_decay^(e - 1), the LE microcircuit Yin-Yang schedule)
-    lr_decay : per-epoch factor of the "exponential" schedule, 0 < lr_decay <= 1
+    lr_decay : per-epoch factor of the "exponential" schedule, 0 < lr_decay <= 1; "plateau": PyTorch's
+        ``ReduceLROnPlateau`` (mode min, relative threshold 1e-4): after more than
+        ``plateau_patience`` epochs without improvement of the ``plateau_phase`` loss (default "val"
+        if that phase runs, else "test"; evaluated every epoch) the rates are multiplied by
+        ``plateau_factor``
+    stimuli : extra stimuli of the network itself (e.g. a bias unit held at rate 1), kept in every phase
     learning_lag : plasticity off for the first ``learning_lag`` ms of every training presentation
         (the LE / Sacramento learning lag: the weights only learn from the settled state); it
         becomes ``round(learning_lag / dt)`` steps, fewer than the steps per presentation
@@ -325,8 +389,8 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
     for ph in phases:
         if ph not in PHASES:
             raise ProtocolError(f"train.phases: unknown phase '{ph}'; use {PHASES}")
-    if readout not in ("last", "window"):
-        raise ProtocolError(f"train.readout: '{readout}' is not 'last' or 'window'")
+    if readout not in ("last", "window", "sum"):
+        raise ProtocolError(f"train.readout: '{readout}' is not 'last', 'window' or 'sum'")
     if not t_pres > 0:
         raise ProtocolError(f"train.t_pres: must be > 0 ms, got {t_pres}")
     if dt is not None and steps_per_presentation is not None:
@@ -342,8 +406,21 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
     batch = int(batch)
     if batch < 1:
         raise ProtocolError(f"train.batch: must be >= 1, got {batch}")
-    if lr_schedule not in ("constant", "cosine", "exponential"):
-        raise ProtocolError(f"train.lr_schedule: '{lr_schedule}' is not 'constant', 'cosine' or 'exponential'")
+    if lr_schedule not in ("constant", "cosine", "exponential", "plateau"):
+        raise ProtocolError(f"train.lr_schedule: '{lr_schedule}' is not 'constant', 'cosine', 'exponential' or "
+                            f"'plateau'")
+    if presentation not in ("hold", "sequence"):
+        raise ProtocolError(f"train.presentation: '{presentation}' is not 'hold' or 'sequence'")
+    if lr_schedule == "plateau":
+        if plateau_phase is None:
+            plateau_phase = "val" if "val" in phases else "test"
+        if plateau_phase not in phases or plateau_phase == "train":
+            raise ProtocolError(f"train.plateau_phase: '{plateau_phase}' must be one of the evaluation phases "
+                                f"{[p for p in phases if p != 'train']}")
+        if not 0.0 < float(plateau_factor) < 1.0 or int(plateau_patience) < 0:
+            raise ProtocolError(f"train: plateau_factor must be in (0, 1) and plateau_patience >= 0, got "
+                                f"{plateau_factor}, {plateau_patience}")
+        eval_every = 1
     lr_decay = float(lr_decay)
     if not 0.0 < lr_decay <= 1.0:
         raise ProtocolError(f"train.lr_decay: must be in (0, 1] (per-epoch factor of lr_schedule "
@@ -377,12 +454,21 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
                 if post.model == "rate" and "eta_bias" not in post.params:
                     post.params["eta_bias"] = float(lr) * float(f) / t_pres
     n_out = circuit.population(output_pop).size
-    if data.n_features != circuit.population(input_pop).size or data.n_outputs != n_out:
+    n_in = circuit.population(input_pop).size
+    if presentation == "sequence":
+        if data.n_features % n_in or data.n_features // n_in != S:
+            raise ProtocolError(f"train: presentation 'sequence' shows the {data.n_features} features of a sample "
+                                f"{n_in} per step, i.e. {data.n_features / n_in:g} steps, but t_pres / dt = {S}; "
+                                f"set t_pres = {data.n_features // max(n_in, 1) * dt:g} ms")
+        if data.n_outputs != n_out:
+            raise ProtocolError(f"train: data '{data.name}' has {data.n_outputs} outputs, network has {n_out}")
+    elif data.n_features != n_in or data.n_outputs != n_out:
         raise ProtocolError(f"train: data '{data.name}' has {data.n_features} inputs and {data.n_outputs} outputs, "
-                            f"network has {circuit.population(input_pop).size} and {n_out}")
+                            f"network has {n_in} and {n_out}")
     runner = _Runner(circuit, dt=dt, S=S, batch=batch, scheme=scheme, seed=seed, input_pop=input_pop,
                      output_pop=output_pop, readout=readout, readout_signal=readout_signal,
-                     readout_window=readout_window, reset=reset, dtype=dtype, lag_steps=lag_steps)
+                     readout_window=readout_window, reset=reset, dtype=dtype, lag_steps=lag_steps,
+                     sequence=presentation == "sequence", extra_stimuli=stimuli, loss=loss)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7919]))
     splits = {"train": ("train", True), "val": ("val", False), "test": ("test", False),
               "train_eval": ("train", False)}
@@ -394,7 +480,9 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
                 "reset": bool(reset), "phases": list(phases), "adapt_presentations": int(adapt_presentations),
                 "tau_learning_in_training": bool(tau_learning_in_training),
                 "scheme": scheme, "lr_schedule": lr_schedule, "eval_every": int(eval_every),
-                "lr_decay": lr_decay, "learning_lag": float(learning_lag),
+                "lr_decay": lr_decay, "learning_lag": float(learning_lag), "presentation": presentation,
+                "plateau_patience": int(plateau_patience), "plateau_factor": float(plateau_factor),
+                "plateau_phase": plateau_phase,
                 "lr_factors": None if lr_factors is None else list(map(float, lr_factors)),
                 "circuit": circuit.describe()}
     settings.update(attrs or {})
@@ -415,11 +503,14 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
             return None
         perm = rng.permutation(len(x)) if (learn and shuffle) else np.arange(len(x))
         idx, valid = _stream(len(x), batch, perm)
-        X = np.ascontiguousarray(x[idx].transpose(0, 2, 1))            # (P, n_in, B)
+        if presentation == "sequence":                                   # (P, S, n_in, B)
+            X = np.ascontiguousarray(x[idx].reshape(idx.shape + (S, n_in)).transpose(0, 2, 3, 1))
+        else:
+            X = np.ascontiguousarray(x[idx].transpose(0, 2, 1))        # (P, n_in, B)
         T = _targets(y, n_out, data.n_classes, targets)[idx]            # (P, B, n_out)
-        R = runner.present(X, np.ascontiguousarray(T.transpose(0, 2, 1)), GATE_ON if learn else GATE_OFF)
+        R, step_loss = runner.present(X, np.ascontiguousarray(T.transpose(0, 2, 1)), GATE_ON if learn else GATE_OFF)
         labels = y[idx] if data.n_classes is not None else None
-        return _metrics(R, T, labels, valid, data.n_classes, loss)
+        return _metrics(R, T, labels, valid, data.n_classes, loss, step_loss)
 
     def record(epoch, row):
         epochs_done.append(epoch)
@@ -467,9 +558,12 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
         eta0 = prog.proj_float[:, PF_ETA].copy()
         etab0 = prog.pop_float[:, PPF_ETA_BIAS].copy()
         E = int(epochs)
+        plateau = {"best": math.inf, "bad": 0, "scale": 1.0}
         for epoch in range(1, E + 1):
             if lr_schedule == "constant":
                 scale = 1.0
+            elif lr_schedule == "plateau":
+                scale = plateau["scale"]
             elif lr_schedule == "exponential":
                 scale = lr_decay ** (epoch - 1)
             else:
@@ -482,6 +576,9 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
                 r = run_phase(ph)
                 if r is not None:
                     row[f"{ph}_loss"], row[f"{ph}_accuracy"] = r
+            if lr_schedule == "plateau":
+                row["lr_scale"] = scale
+                _plateau_step(plateau, row[f"{plateau_phase}_loss"], int(plateau_patience), float(plateau_factor))
             row["wall_time_s"] = time.perf_counter() - t0
             record(epoch, row)
             if bar is not None:
@@ -503,6 +600,18 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
                        output=None if output is None else str(output), wall_time_s=wall)
 
 
+def _plateau_step(st, loss, patience, factor, threshold=1e-4):
+    """PyTorch ``ReduceLROnPlateau`` (mode min, relative threshold, no cooldown) on the state dict
+    ``st`` = {best, bad, scale}: after more than ``patience`` epochs without improvement, scale *= factor."""
+    if loss < st["best"] * (1.0 - threshold):
+        st["best"], st["bad"] = loss, 0
+        return
+    st["bad"] += 1
+    if st["bad"] > patience:
+        st["bad"] = 0
+        st["scale"] *= factor
+
+
 def _safe(name):
     import re
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
@@ -513,7 +622,7 @@ _PROTOCOL_KEYS = {"dataset", "dataset_args", "t_pres", "dt", "steps_per_presenta
                   "lr_factors", "learn_bias", "readout", "readout_window", "readout_signal", "loss", "targets",
                   "seed", "shuffle", "reset", "phases", "eval_initial", "adapt_presentations", "input", "output",
                   "snapshot_every", "lr_schedule", "eval_every", "tau_learning_in_training", "lr_decay",
-                  "learning_lag"}
+                  "learning_lag", "presentation", "plateau_patience", "plateau_factor", "plateau_phase"}
 
 
 def run_protocol(scenario, output=None, overwrite=False, progress=True) -> TrainResult:
@@ -528,12 +637,16 @@ def run_protocol(scenario, output=None, overwrite=False, progress=True) -> Train
     (population names, default "input" / "output"), ``snapshot_every``, ``lr_schedule``
     ("constant" | "cosine" | "exponential"), ``lr_decay`` (per-epoch factor of "exponential":
     eta_e = eta_0 lr_decay^(e-1)), ``learning_lag`` (ms without plasticity after each switch),
-    ``eval_every``, ``tau_learning_in_training``. The circuit is the
-    scenario's populations and projections; stimuli come from the data set.
+    ``eval_every``, ``tau_learning_in_training``, ``presentation`` ("hold" | "sequence"),
+    ``plateau_patience`` / ``plateau_factor`` / ``plateau_phase`` (``lr_schedule = "plateau"``). The
+    circuit is the scenario's populations and projections; the input and target stimuli come from
+    the data set, and the scenario's own ``[[stimuli]]`` on other populations (e.g. a bias unit held
+    at rate 1) are kept.
     """
     if isinstance(scenario, (str, Path)):
         from .scenario import load_scenario
         scenario = load_scenario(scenario)
+    from .scenario.build import build_stimuli
     proto = dict(scenario.data.get("protocol") or {})
     src = scenario.source
     unknown = sorted(set(proto) - _PROTOCOL_KEYS)
@@ -564,6 +677,10 @@ def run_protocol(scenario, output=None, overwrite=False, progress=True) -> Train
               eval_every=int(proto.get("eval_every", 1)), snapshot_every=proto.get("snapshot_every", 0),
               tau_learning_in_training=bool(proto.get("tau_learning_in_training", True)),
               lr_decay=float(proto.get("lr_decay", 1.0)), learning_lag=float(proto.get("learning_lag", 0.0)),
+              presentation=proto.get("presentation", "hold"), plateau_patience=int(proto.get("plateau_patience", 2)),
+              plateau_factor=float(proto.get("plateau_factor", 0.5)), plateau_phase=proto.get("plateau_phase"),
+              stimuli=[st for st in build_stimuli(scenario) if st.target not in
+                       (proto.get("input", "input"), proto.get("output", "output"))],
               output=output, overwrite=overwrite, progress=progress,
               attrs={"scenario": scenario.text, "scenario_name": scenario.name})
     if "steps_per_presentation" in proto:

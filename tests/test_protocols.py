@@ -126,3 +126,61 @@ def test_run_protocol_scenario(name, tmp_path):
     assert list(res.epochs) == [0, 1]
     assert np.isfinite(res.final("test_accuracy"))
     assert "epoch" in res.summary()
+
+
+def _sequence_data(n_train=12, n_test=6, L=5, seed=0):
+    from microcircuit.datasets.base import SupervisedData
+    rng = np.random.default_rng(seed)
+    return SupervisedData(x_train=rng.normal(size=(n_train, L)), y_train=rng.integers(0, 2, n_train),
+                          x_val=np.zeros((0, L)), y_val=np.zeros(0, int), x_test=rng.normal(size=(n_test, L)),
+                          y_test=rng.integers(0, 2, n_test), n_classes=2, name="seq")
+
+
+def test_sequence_presentation_and_summed_readout():
+    """presentation='sequence' shows a sample's L values one per step; readout='sum' sums the output.
+    Network 1 -> 2 linear LE neurons (tau_m = tau_r: r_out(t) = W r_in(t-1), no lag), fixed weights
+    w = (2, -1): the summed readout of presentation j is w * (sum_t x_j(t) - x_j(L-1) + x_{j-1}(L-1))
+    (the synchronous step reads the previous step's input; the stream is never reset), exactly."""
+    from microcircuit.circuit import Circuit
+    d = _sequence_data()
+    c = Circuit("seq")
+    c.add_population("input", "input", 1)
+    c.add_population("output", "rate", 2, tau_m=1.0, activation="linear", loss="cross_entropy", beta=1.0)
+    c.add_projection("input", "output", "basal", name="W", weights={"dist": "array", "value": [[2.0], [-1.0]]})
+    res = train(c, d, t_pres=5.0, dt=1.0, presentation="sequence", readout="sum", epochs=0, batch=1,
+                phases=("test",), shuffle=False)
+    x = d.x_test
+    prev_last = np.concatenate([[0.0], x[:-1, -1]])
+    s = x.sum(axis=1) - x[:, -1] + prev_last
+    logits = np.stack([2 * s, -s], axis=1)
+    z = logits - logits.max(axis=1, keepdims=True)
+    acc = np.mean(np.argmax(logits, axis=1) == d.y_test)
+    assert res.metrics["test_accuracy"][0] == pytest.approx(acc, abs=1e-12)
+    # loss = per-step cross-entropy averaged over the steps (not the CE of the summed logits)
+    lse_sum = np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(z)), d.y_test]
+    assert abs(res.metrics["test_loss"][0] - lse_sum.mean()) > 1e-3
+    with pytest.raises(ProtocolError, match="t_pres"):
+        train(c, d, t_pres=4.0, dt=1.0, presentation="sequence", readout="sum", epochs=0, phases=("test",))
+
+
+def test_plateau_schedule_scales_rates_like_reduce_lr_on_plateau():
+    """lr_schedule='plateau': the rate scale of epoch e+1 follows PyTorch's ReduceLROnPlateau(patience,
+    factor) on the watched phase's loss of epoch e (checked against the rule applied to the recorded
+    losses), and the projection etas really carry the scale."""
+    from microcircuit.protocols import _plateau_step
+    d = _sequence_data(n_train=8, n_test=4)
+    net = {"sizes": [1, 3, 2], "hidden": {"activation": "tanh"}, "output": {"activation": "linear",
+           "loss": "cross_entropy", "beta": 1.0}, "weights": {"dist": "normal", "std": 0.5}}
+    res = train(net, d, t_pres=5.0, dt=1.0, presentation="sequence", readout="sum", epochs=8, lr=5.0, batch=2,
+                lr_schedule="plateau", plateau_patience=0, plateau_factor=0.5, phases=("train", "test"),
+                eval_initial=False)
+    st = {"best": np.inf, "bad": 0, "scale": 1.0}
+    expect = []
+    for L in res.metrics["test_loss"]:
+        expect.append(st["scale"])
+        _plateau_step(st, L, 0, 0.5)
+    np.testing.assert_array_equal(res.metrics["lr_scale"], expect)
+    assert min(expect) < 1.0          # patience 0: some epoch did not improve, so the rate was halved
+    from microcircuit.compile import PF_ETA
+    eta = res.program.proj_float[:, PF_ETA]
+    assert eta.max() == pytest.approx(5.0 / 5.0 * expect[-1])     # eta = lr / t_pres x the last epoch's scale

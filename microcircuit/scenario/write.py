@@ -52,7 +52,9 @@ def circuit_toml(c, weights=None, population_keys=None) -> list:
             lines.append(f'connector = {{ kind = "{pr.connector["kind"]}" }}')
         lines.append(f"weights = {toml_value(weights.get(pr.name, pr.weights))}")
         if pr.rule != "none":
-            pl = {k: v for k, v in pr.plasticity.items() if k in ("rule", "eta", "w_max", "tau_w") and v}
+            pl = {k: v for k, v in pr.plasticity.items()
+                  if k in ("rule", "eta", "w_max", "tau_w", "optimizer", "momentum", "beta1", "beta2", "eps",
+                           "error_source") and v and not (k == "optimizer" and v == "sgd")}
             lines.append(f"plasticity = {toml_value(pl)}")
         lines.append("")
     return lines
