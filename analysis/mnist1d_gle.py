@@ -31,6 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import microcircuit as mc  # noqa: E402
+from microcircuit.analysis.report import write_report  # noqa: E402
 from microcircuit.gle import gle_layered, bias_stimulus, init_bias_unit, StreamStimulus, summed_logits_readout  # noqa: E402
 from microcircuit.simulation import Recording  # noqa: E402
 
@@ -289,7 +290,6 @@ def main(argv=None):
 
 def write(log, a):
     """Markdown table, CSV and accuracy-vs-epoch figure (rewritten after every epoch)."""
-    spb = log[-1]["s_per_batch"]
     s_epoch = float(np.mean([r["s_train"] / r["batches"] * 40 + r["s_test"] / r["test_samples"] * 1000
                              for r in log]))
     lines = ["# MNIST-1D, 15k end-to-end GLE network" + (" (quick timing run)" if a.quick else ""), "",
@@ -317,14 +317,8 @@ def write(log, a):
     if not a.quick:
         lines += ["", f"Epochs run: {len(log)} of {a.epochs} (time budget {a.max_minutes} min)."]
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = "mnist1d_gle_quick" if a.quick else f"mnist1d_gle_seed{a.seed}{getattr(a, 'tag', '')}"
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    import csv
-    with open(out / f"{stem}.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(log[0]))
-        w.writeheader()
-        w.writerows(log)
+    write_report(out, stem, lines, log)
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib.figure import Figure

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from microcircuit.analysis.report import write_report  # noqa: E402
 from microcircuit.baseline import MLP, train_bp  # noqa: E402
 from microcircuit.datasets import mnist1d  # noqa: E402
 
@@ -59,14 +60,8 @@ def main(argv=None):
     lines += ["", f"Final test accuracy: {100 * acc.mean():.1f} +- {100 * acc.std():.1f} % (mean +- std over "
               f"{len(acc)} seeds). GLE paper, tuned MLP: 65.5 +- 1.0 %; GLE 15k network: 91.7 +- 0.8 %."]
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = "mnist1d_mlp_quick" if a.quick else "mnist1d_mlp"
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    import csv
-    with open(out / f"{stem}.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_report(out, stem, lines, rows)
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
