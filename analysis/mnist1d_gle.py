@@ -259,6 +259,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--write-scenario", action="store_true", help="write scenarios/mnist1d_gle.toml and exit")
+    ap.add_argument("--summary", nargs="*", type=int, metavar="SEED",
+                    help="summarise the runs of these seeds (default 12 34 56) into mnist1d_gle.md and exit")
     ap.add_argument("--epochs", type=int, default=150)
     ap.add_argument("--seed", type=int, default=12, help="GLE E2E seeds: 12, 34, 56, 78, 98, 76, 54, 32, 42, 69")
     ap.add_argument("--eta", type=float, default=5e-3, help="Adam rate per time unit (x dt = 1e-3 per step)")
@@ -275,6 +277,9 @@ def main(argv=None):
     if a.write_scenario:
         write_scenario()
         return None
+    if a.summary is not None:
+        summarise(a.summary or [12, 34, 56], Path(a.out))
+        return None
     kw = dict(seed=a.seed, eta=a.eta, bias=a.bias, plateau=not a.no_plateau, patience=a.patience,
               min_rate=a.min_rate)
     if a.quick:
@@ -286,6 +291,59 @@ def main(argv=None):
         log = run(a.epochs, max_minutes=a.max_minutes, on_epoch=lambda lg: write(lg, a),
                   checkpoint=None if ck == "none" else ck, **kw)
     return log
+
+
+def summarise(seeds, out):
+    """``mnist1d_gle.md``/``.csv``/``.png``: final (last-epoch) test accuracy per seed, mean and std,
+    from the per-seed CSV files written by the runs (the paper reports the final-epoch accuracy)."""
+    import csv
+    rows, curves = [], {}
+    for s in seeds:
+        f = out / f"mnist1d_gle_seed{s}.csv"
+        if not f.is_file():
+            continue
+        log = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(open(f))]
+        curves[s] = log
+        sec = sum(r["s_train"] + r["s_test"] for r in log)
+        rows.append(dict(seed=s, epochs=int(log[-1]["epoch"]), final_test_acc=log[-1]["test_acc"],
+                         best_test_acc=max(r["test_acc"] for r in log), final_train_acc=log[-1]["train_acc"],
+                         final_lr=log[-1]["lr"], wall_h=sec / 3600, s_per_epoch=sec / len(log)))
+    if not rows:
+        raise SystemExit(f"no mnist1d_gle_seed<s>.csv in {out} for seeds {seeds}")
+    acc = np.array([r["final_test_acc"] for r in rows])
+    done = all(r["epochs"] >= 150 for r in rows)
+    lines = ["# MNIST-1D, 15k end-to-end GLE network: summary over seeds", "",
+             "Protocol of the reference code (`plastic_e2e.py`): Adam 1e-3 per step on weights and biases, "
+             "ReduceLROnPlateau(patience 2, x0.5) on the per-step test cross-entropy, batch 100, 360 steps per "
+             "sample, state never reset, prediction = argmax of the output summed over the sample (models.md "
+             "§C.8). Per-epoch details: mnist1d_gle_seed<s>.md. Wall clock: this 2-core machine, the seeds run "
+             "side by side (other jobs sharing the cores).", "",
+             "| seed | epochs | final test acc | best test acc | final train acc (running) | final lr/step | "
+             "wall h | s/epoch |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['seed']} | {r['epochs']} | {r['final_test_acc']:.3f} | {r['best_test_acc']:.3f} | "
+              f"{r['final_train_acc']:.3f} | {r['final_lr']:.2e} | {r['wall_h']:.2f} | {r['s_per_epoch']:.0f} |"
+              for r in rows]
+    lines += ["", f"Final test accuracy, mean +- std over {len(rows)} seeds: {100 * acc.mean():.1f} +- "
+              f"{100 * acc.std():.1f} % ({'all runs at 150 epochs' if done else 'runs not all finished'}). "
+              "Paper (10 seeds, 150 epochs): 91.7 +- 0.8 %; acceptance: >= 90 % mean of 3 seeds."]
+    write_report(out, "mnist1d_gle", lines, rows)
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for s, log in curves.items():
+        ax.plot([r["epoch"] for r in log], [r["test_acc"] for r in log], label=f"GLE 15k, seed {s}")
+    ax.axhline(0.917, color="k", ls=":", label="paper, 150 epochs: 91.7 %")
+    ax.axhline(0.90, color="r", ls="--", lw=0.8, label="acceptance 90 %")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("MNIST-1D, 15k-parameter GLE network")
+    fig.tight_layout()
+    fig.savefig(out / "mnist1d_gle.png", dpi=120)
+    print("\n".join(lines))
 
 
 def write(log, a):
