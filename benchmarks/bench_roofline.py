@@ -5,7 +5,8 @@ Workloads (plasticity on everywhere):
   (ii)  LE 784-300-100-10, batch 128
   (iii) Bars dendritic microcircuit 9-30-3 with interneurons (Urbanczik-Senn + apical homeostasis), batch 1
   (iv)  GLE 32-750-750-750-12, batch 1 (prospective errors)
-  (v)   recording overhead: all variables of (iii) every step to Zarr vs no recording
+  (v)   recording overhead: all variables of (iii) every step, to memory and to Zarr (codecs zstd, lz4,
+        none; float64 and float32) vs no recording, measured back to back; the Zarr writer alone
 
 For each: steps/s of the Numba kernel and of the NumPy reference stepper in the same process, their
 ratio, synapse updates/s (= steps/s x synapses x batch), and two roofs measured here, now:
@@ -252,19 +253,77 @@ def main(argv=None):
         _startup(q, rows, cases)
 
 
+def _rec_rate(steps, recordings=(), output=None, codec="zstd", reps=2):
+    """(best steps/s, CPU us/step) of (iii) over ``reps`` runs of ``steps`` (after a warm-up), with these
+    recordings. CPU time is that of the whole process (all threads: kernel, writer, helpers), so it
+    counts the work that recording adds even where a loaded machine hides or inflates wall time."""
+    sim = Simulation(bars_prog(), chunk_steps=5000, recordings=recordings, output=output, overwrite=True,
+                     codec=codec)
+    sim.run(steps=20)
+    best, cpu = 0.0, float("inf")
+    for _ in range(reps):
+        t0, c0 = time.perf_counter(), time.process_time()
+        sim.run(steps=steps)
+        best = max(best, steps / (time.perf_counter() - t0))
+        cpu = min(cpu, 1e6 * (time.process_time() - c0) / steps)
+    sim.close()
+    return best, cpu
+
+
+def _writer_alone(recs, codec, n_blocks=4):
+    """MB/s of ZarrRecorder.append alone (no kernel running) for 5000-step blocks of all variables."""
+    sim = Simulation(bars_prog(), chunk_steps=5000, recordings=recs)
+    sim.run(steps=5000)
+    mem = sim.recorder
+    blocks = {k: np.concatenate(v) for k, v in mem.blocks.items()}
+    steps = {k: np.concatenate(v) for k, v in mem.steps.items()}
+    from microcircuit.recording import ZarrRecorder
+    with tempfile.TemporaryDirectory() as d:
+        rec = ZarrRecorder(Path(d) / "w.zarr", sim._specs, dt=0.1, chunk_records=None, block_steps=5000,
+                           codec=codec)
+        rec.append(blocks, steps=steps)
+        nbytes = sum(b.size * spec.dtype.itemsize for b, spec in zip(blocks.values(), sim._specs))
+        t0 = time.perf_counter()
+        for i in range(1, n_blocks + 1):
+            rec.append(blocks, steps={k: v + 5000 * i for k, v in steps.items()})
+        dt = time.perf_counter() - t0
+        rec.close()
+    return n_blocks * nbytes / dt / 1e6
+
+
 def _recording_overhead(q):
+    """(v): every variable of every population of (iii), every step. The rates are measured back to
+    back in this process, no recording first and last (its mean is the reference), so that the
+    ratios hold even when other jobs load the machine; ``uptime`` is printed with them."""
     from microcircuit.models import get_model
     prog = bars_prog()
     recs = [Recording(p, list(get_model(m).variables)) for p, m in zip(prog.pop_names, prog.pop_models)]
+    recs32 = [Recording(r.population, r.variables, dtype="float32") for r in recs]
     n = int(50000 * q)
-    with tempfile.TemporaryDirectory() as d:
-        with_rec = steps_per_second(bars_prog, "numba", n, 5000, recordings=recs, output=str(Path(d) / "r.zarr"))
-        mem_rec = steps_per_second(bars_prog, "numba", n, 5000, recordings=recs)
-    no_rec = steps_per_second(bars_prog, "numba", n, 5000)
     n_vals = 0
     sim = Simulation(bars_prog(), recordings=recs)
     for spec in sim._specs:
         n_vals += int(np.prod(spec.record_shape(1)))
+    print(f"(v) load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
+    rates = {"none": _rec_rate(n)}
+    with tempfile.TemporaryDirectory() as d:
+        rates["memory"] = _rec_rate(n, recs)
+        for codec in ("zstd", "lz4", "none"):
+            rates[f"zarr {codec}"] = _rec_rate(n, recs, str(Path(d) / f"{codec}.zarr"), codec)
+        rates["zarr none f32"] = _rec_rate(n, recs32, str(Path(d) / "f32.zarr"), "none")
+    again = _rec_rate(n)
+    rates["none"] = (0.5 * (rates["none"][0] + again[0]), min(rates["none"][1], again[1]))
+    print(f"(v) load average after: {os.getloadavg()[0]:.2f}")
+    ref, ref_cpu = rates["none"]
+    print(f"(v) recording, Bars MC: {n_vals} values/step, 5000-step chunks")
+    for k, (r, cpu) in rates.items():
+        bytes_per_step = n_vals * (4 if "f32" in k else 8)
+        extra = "" if k == "none" else (f"  (+{100 * (ref / r - 1):.0f} % wall time, {r * bytes_per_step / 1e6:.0f} MB/s"
+                                        f", +{100 * (cpu / ref_cpu - 1):.0f} % CPU time)")
+        print(f"(v)   {k:<15}{r:>9.0f} st/s {cpu:6.2f} CPU us/step{extra}")
+    for codec in ("zstd", "none"):
+        print(f"(v) Zarr writer alone (ZarrRecorder.append, 5000-step blocks, float64, codec {codec}): "
+              f"{_writer_alone(recs, codec):.0f} MB/s")
     import tracemalloc
     peaks = []
     for steps in (n, 2 * n):
@@ -275,11 +334,8 @@ def _recording_overhead(q):
             sim.close()
             peaks.append(tracemalloc.get_traced_memory()[1] / 1e6)
             tracemalloc.stop()
-    print(f"(v) peak traced memory recording {n} steps: {peaks[0]:.1f} MB, {2 * n} steps: {peaks[1]:.1f} MB")
-    print(f"(v) recording, Bars MC: {n_vals} values/step; no recording {no_rec:.0f} st/s, all variables to Zarr "
-          f"{with_rec:.0f} st/s ({no_rec / with_rec:.2f}x slower, {with_rec * n_vals * 8 / 1e6:.0f} MB/s), "
-          f"to memory {mem_rec:.0f} st/s")
-
+    print(f"(v) peak traced memory recording {n} steps to Zarr: {peaks[0]:.1f} MB, {2 * n} steps: {peaks[1]:.1f} MB "
+          f"(one 5000-step chunk of all variables: {5000 * n_vals * 8 / 1e6:.1f} MB)")
 
 
 def _startup(q, rows, cases):

@@ -55,6 +55,22 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
         max_n = max(max_n, pop_int[i, 1])
     scratch = np.zeros(max_n * B, dtype=state.dtype)
     sm = np.zeros(B)
+    # recording plan of this chunk: the chunk step of each rec row's next record (no integer division in
+    # the time loop), its record counter, and the first neuron of a contiguous selection (-1: gather)
+    n_rec = rec_int.shape[0]
+    rec_next = np.empty(n_rec, np.int64)
+    rec_j = np.zeros(n_rec, np.int64)
+    rec_lo = np.empty(n_rec, np.int64)
+    for rr in range(n_rec):
+        stride = rec_int[rr, 4]
+        rec_next[rr] = ((k0 + stride - 1) // stride) * stride - k0
+        ioff = rec_int[rr, 2]
+        lo = rec_idx[ioff]
+        for s in range(rec_int[rr, 3]):
+            if rec_idx[ioff + s] != lo + s:
+                lo = -1
+                break
+        rec_lo[rr] = lo
     for kk in range(K):
         step = k0 + kk
         t = step * dt
@@ -146,23 +162,32 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
                 _error_project(arg, proj_int, W, R, ext, NB, B)
             elif op == 10:  # cortical mapping: a projection carrying e reads the current step's error
                 _project(arg, proj_int, W, state, ports, NB, B)
-        # recording
-        for rr in range(rec_int.shape[0]):
-            stride = rec_int[rr, 4]
-            if step % stride != 0:
+        # recording: row rr writes record j of its block rec_buf[boff:], laid out (record, batch, neuron, comp)
+        for rr in range(n_rec):
+            if kk != rec_next[rr]:
                 continue
-            j = step // stride - (k0 + stride - 1) // stride
+            rec_next[rr] += rec_int[rr, 4]
+            j = rec_j[rr]
+            rec_j[rr] = j + 1
             code = rec_int[rr, 0]
             poff = rec_int[rr, 1]
-            ioff = rec_int[rr, 2]
             nsel = rec_int[rr, 3]
-            boff = rec_int[rr, 5]
             ncomp = rec_int[rr, 6]
-            ci = rec_int[rr, 7]
-            for b in range(B):
-                for s in range(nsel):
-                    rec_buf[boff + ((j * B + b) * nsel + s) * ncomp + ci] = \
-                        state[code * NB + (poff + rec_idx[ioff + s]) * B + b]
+            dst = rec_int[rr, 5] + j * B * nsel * ncomp + rec_int[rr, 7]
+            lo = rec_lo[rr]
+            if B == 1 and lo >= 0:  # contiguous neurons, one batch row: a strided copy of nsel values
+                src = code * NB + poff + lo
+                if ncomp == 1:
+                    for s in range(nsel):
+                        rec_buf[dst + s] = state[src + s]
+                else:
+                    for s in range(nsel):
+                        rec_buf[dst + s * ncomp] = state[src + s]
+            else:
+                ioff = rec_int[rr, 2]
+                for b in range(B):
+                    for s in range(nsel):
+                        rec_buf[dst + (b * nsel + s) * ncomp] = state[code * NB + (poff + rec_idx[ioff + s]) * B + b]
     status[0] = K
 
 

@@ -223,7 +223,8 @@ def test_failure_in_the_middle_of_an_append_leaves_the_committed_records(tmp_pat
     del rec  # never closed
     import zarr
 
-    assert zarr.open_array(str(path / "hidden" / "u"), mode="r").shape[0] == 300  # really grown on disk
+    # really grown on disk (at least by the in-flight block; appends grow arrays ahead by room for 16 blocks)
+    assert zarr.open_array(str(path / "hidden" / "u"), mode="r").shape[0] >= 300
     tree = open_recording(path)
     assert tree.attrs["complete"] is False and tree.attrs["status"] == "running"
     assert tree["hidden"].sizes["time"] == 200

@@ -124,6 +124,8 @@ RECORDING = {
 OUTPUT = {
     "path": Field("str", False, doc="Zarr store to write (relative to the working directory)"),
     "overwrite": Field("bool", False, False),
+    "codec": Field("str", False, "zstd", choices=("zstd", "lz4", "none"),
+                   doc="chunk compression of the recorded arrays (none: fastest writes, largest store)"),
     "checkpoint_every": Field("float", False, low=0.0, strict_low=True,
                               doc="write a checkpoint (state, weights, RNG) into the store every this many ms; "
                                   "resume with `microcircuit run --resume STORE`"),
