@@ -40,9 +40,11 @@ def run(seed, epochs=200, hidden=100, lr=0.01):
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--out", default=str(ROOT / "analysis" / "results"))
     a = ap.parse_args(argv)
-    seeds, epochs = ([0], 10) if a.quick else ([0, 1, 2], 100)
+    seeds, epochs = ([0], 10) if a.quick else (a.seeds, a.epochs)
     rows, curves = [], []
     for s in seeds:
         h = run(s, epochs)
