@@ -107,11 +107,28 @@ def build(dt=0.2, eta=5e-3, batch=100, seed=0, buf=None, bias="adam"):
 
 class Plateau:
     """PyTorch ``ReduceLROnPlateau`` (mode min, rel. threshold 1e-4, no cooldown): after more than
-    ``patience`` epochs without improvement of the test loss, multiply the learning rates by ``factor``."""
+    ``patience`` epochs without improvement of the test loss, multiply the learning rates by ``factor``
+    — unless the decrease of the rate would be smaller than ``eps`` = 1e-8 (PyTorch's "minimal
+    decay"), which stops the rate near 1.5e-8 per step when it starts at 1e-3 (:meth:`new_rate`)."""
 
-    def __init__(self, patience=2, factor=0.5, threshold=1e-4):
-        self.patience, self.factor, self.threshold = patience, factor, threshold
+    def __init__(self, patience=2, factor=0.5, threshold=1e-4, eps=1e-8):
+        self.patience, self.factor, self.threshold, self.eps = patience, factor, threshold, eps
         self.best, self.bad = np.inf, 0
+
+    def new_rate(self, loss, lr, min_rate=0.0):
+        """The rate per step after an epoch with test loss ``loss`` at rate ``lr``."""
+        f = self.step(loss)
+        if f != 1.0 and lr - lr * f > self.eps and lr * f >= min_rate:
+            return lr * f
+        return lr
+
+    @classmethod
+    def replay(cls, losses, lr0, patience=2, min_rate=0.0):
+        """(schedule, rate) after the epochs with these test losses, starting at ``lr0``."""
+        sched, lr = cls(patience=patience), lr0
+        for L in losses:
+            lr = sched.new_rate(L, lr, min_rate)
+        return sched, lr
 
     def step(self, loss):
         """Returns the factor to apply now (1 or ``factor``)."""
@@ -212,6 +229,15 @@ def run(epochs=1, max_batches=None, batch=100, seed=0, eval_batches=None, max_mi
     log = []
     if checkpoint is not None and Path(checkpoint).is_file():
         log, lr = load_checkpoint(checkpoint, prog, sched, rng)
+        if sched is not None:
+            # the schedule is a function of the logged test losses: replaying it lets a run continue under
+            # the current rule (runs before the PyTorch eps was modelled halved the rate below 1.5e-8)
+            sched, lr_replay = Plateau.replay([r["test_loss"] for r in log], eta * prog.dt, patience, min_rate)
+            if lr_replay != lr:
+                scale_learning_rates(prog, lr_replay / lr)
+                if verbose:
+                    print(f"schedule replayed from the logged test losses: rate {lr:g} -> {lr_replay:g}", flush=True)
+                lr = lr_replay
         if verbose:
             print(f"resumed from {checkpoint} after epoch {len(log)} (lr {lr:g} per step)", flush=True)
     t_start, n_done = time.perf_counter(), len(log)
@@ -241,10 +267,10 @@ def run(epochs=1, max_batches=None, batch=100, seed=0, eval_batches=None, max_mi
         if verbose:
             print(log[-1], flush=True)
         if sched is not None:
-            f = sched.step(test_loss)
-            if f != 1.0 and lr * f >= min_rate:       # min_rate: a floor under the schedule (per step)
-                scale_learning_rates(prog, f)
-                lr *= f
+            new = sched.new_rate(test_loss, lr, min_rate)      # min_rate: a floor under the schedule (per step)
+            if new != lr:
+                scale_learning_rates(prog, new / lr)
+                lr = new
         if checkpoint is not None:
             save_checkpoint(checkpoint, prog, log, lr, sched, rng)
         if on_epoch is not None:

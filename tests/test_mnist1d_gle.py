@@ -106,3 +106,16 @@ def test_checkpoint_resume_continues_the_same_run(tmp_path):
     keys = ("train_acc", "train_loss", "test_acc", "test_loss", "lr", "out_bias_spread")
     for a, b in zip(full, resumed):
         assert [a[k] for k in keys] == [b[k] for k in keys]
+
+
+def test_plateau_minimal_decay_stops_the_rate_like_pytorch():
+    """ReduceLROnPlateau ignores a reduction smaller than eps = 1e-8: from 1e-3 with factor 0.5 the
+    rate stops at 1e-3 * 0.5**16 = 1.526e-8 (the next halving would lower it by only 7.6e-9)."""
+    losses = [1.0] + [1.0] * 200          # never improves: a reduction is due every 3rd epoch
+    _, lr = M.Plateau.replay(losses, 1e-3)
+    assert lr == pytest.approx(1e-3 * 0.5 ** 16, rel=1e-12)
+    # without the minimal decay the same losses would keep halving (66 reductions in 200 epochs)
+    p, lr0 = M.Plateau(eps=0.0), 1e-3
+    for L in losses:
+        lr0 = p.new_rate(L, lr0)
+    assert lr0 == pytest.approx(1e-3 * 0.5 ** 66, rel=1e-12)
