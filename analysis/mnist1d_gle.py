@@ -66,7 +66,8 @@ def write_scenario(path=ROOT / "scenarios" / "mnist1d_gle.toml"):
         "(stimulus below), so they learn with the weights' Adam, as in the reference code.",
         "Protocol: one scalar of the sample per step (presentation = 'sequence', 360 steps of dt = 0.2),",
         "state never reset, batch 100 parallel streams, Adam 1e-3 per step (eta = 5e-3 per time unit),",
-        "ReduceLROnPlateau(patience 2, x0.5) on the per-step test cross-entropy, prediction = argmax of",
+        "ReduceLROnPlateau(patience 2, x0.5, minimal decay 1e-8 per step = plateau_eps 1e-5 of the initial",
+        "rate) on the per-step test cross-entropy, prediction = argmax of",
         "the output summed over the sample's steps (readout = 'sum'). 150 epochs.",
         "",
         "Measured with analysis/mnist1d_gle.py (same network and protocol; see analysis/results/mnist1d_gle.md).",
@@ -82,7 +83,8 @@ def write_scenario(path=ROOT / "scenarios" / "mnist1d_gle.toml"):
         toml_table("protocol", {"dataset": "mnist1d", "dataset_args": {"final_seq_length": 360},
                                 "presentation": "sequence", "t_pres": 72.0, "epochs": 150, "readout": "sum",
                                 "lr_schedule": "plateau", "plateau_patience": 2, "plateau_factor": 0.5,
-                                "plateau_phase": "test", "phases": ["train", "test"], "eval_initial": False}),
+                                "plateau_phase": "test", "plateau_eps": 1e-5, "phases": ["train", "test"],
+                                "eval_initial": False}),
         ["[[stimuli]]", 'name = "bias_unit"', 'target = "bias"', 'waveform = "step"', "amplitude = 1.0", ""],
     ]
     text = "\n".join(["# " + h if h else "#" for h in header] + [""] + sum(tables, []) + circuit_toml(c))

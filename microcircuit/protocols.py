@@ -330,7 +330,8 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
           scheme="synchronous", output=None, overwrite=False, progress=False, snapshot_every=0,
           attrs=None, dtype="float64", lr_schedule="constant", eval_every=1,
           tau_learning_in_training=True, lr_decay=1.0, learning_lag=0.0, presentation="hold",
-          plateau_patience=2, plateau_factor=0.5, plateau_phase=None, stimuli=()) -> TrainResult:
+          plateau_patience=2, plateau_factor=0.5, plateau_phase=None, plateau_eps=0.0,
+          stimuli=()) -> TrainResult:
     """Train a network on a :class:`~microcircuit.datasets.SupervisedData` set by presenting samples.
 
     Parameters
@@ -376,7 +377,8 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
         ``ReduceLROnPlateau`` (mode min, relative threshold 1e-4): after more than
         ``plateau_patience`` epochs without improvement of the ``plateau_phase`` loss (default "val"
         if that phase runs, else "test"; evaluated every epoch) the rates are multiplied by
-        ``plateau_factor``
+        ``plateau_factor``, unless the rates would fall by less than ``plateau_eps`` times their initial
+        values (PyTorch's ``eps`` divided by the initial rate; GLE MNIST-1D: 1e-8 / 1e-3 = 1e-5)
     stimuli : extra stimuli of the network itself (e.g. a bias unit held at rate 1), kept in every phase
     learning_lag : plasticity off for the first ``learning_lag`` ms of every training presentation
         (the LE / Sacramento learning lag: the weights only learn from the settled state); it
@@ -482,7 +484,7 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
                 "scheme": scheme, "lr_schedule": lr_schedule, "eval_every": int(eval_every),
                 "lr_decay": lr_decay, "learning_lag": float(learning_lag), "presentation": presentation,
                 "plateau_patience": int(plateau_patience), "plateau_factor": float(plateau_factor),
-                "plateau_phase": plateau_phase,
+                "plateau_phase": plateau_phase, "plateau_eps": float(plateau_eps),
                 "lr_factors": None if lr_factors is None else list(map(float, lr_factors)),
                 "circuit": circuit.describe()}
     settings.update(attrs or {})
@@ -578,7 +580,8 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
                     row[f"{ph}_loss"], row[f"{ph}_accuracy"] = r
             if lr_schedule == "plateau":
                 row["lr_scale"] = scale
-                _plateau_step(plateau, row[f"{plateau_phase}_loss"], int(plateau_patience), float(plateau_factor))
+                _plateau_step(plateau, row[f"{plateau_phase}_loss"], int(plateau_patience), float(plateau_factor),
+                              eps=float(plateau_eps))
             row["wall_time_s"] = time.perf_counter() - t0
             record(epoch, row)
             if bar is not None:
@@ -600,16 +603,19 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
                        output=None if output is None else str(output), wall_time_s=wall)
 
 
-def _plateau_step(st, loss, patience, factor, threshold=1e-4):
+def _plateau_step(st, loss, patience, factor, threshold=1e-4, eps=0.0):
     """PyTorch ``ReduceLROnPlateau`` (mode min, relative threshold, no cooldown) on the state dict
-    ``st`` = {best, bad, scale}: after more than ``patience`` epochs without improvement, scale *= factor."""
+    ``st`` = {best, bad, scale}: after more than ``patience`` epochs without improvement, scale *= factor,
+    unless that lowers the scale by less than ``eps`` (PyTorch's minimal decay, here relative to the
+    initial rates)."""
     if loss < st["best"] * (1.0 - threshold):
         st["best"], st["bad"] = loss, 0
         return
     st["bad"] += 1
     if st["bad"] > patience:
         st["bad"] = 0
-        st["scale"] *= factor
+        if st["scale"] * (1.0 - factor) > eps:
+            st["scale"] *= factor
 
 
 def _safe(name):
@@ -622,7 +628,8 @@ _PROTOCOL_KEYS = {"dataset", "dataset_args", "t_pres", "dt", "steps_per_presenta
                   "lr_factors", "learn_bias", "readout", "readout_window", "readout_signal", "loss", "targets",
                   "seed", "shuffle", "reset", "phases", "eval_initial", "adapt_presentations", "input", "output",
                   "snapshot_every", "lr_schedule", "eval_every", "tau_learning_in_training", "lr_decay",
-                  "learning_lag", "presentation", "plateau_patience", "plateau_factor", "plateau_phase"}
+                  "learning_lag", "presentation", "plateau_patience", "plateau_factor", "plateau_phase",
+                  "plateau_eps"}
 
 
 def run_protocol(scenario, output=None, overwrite=False, progress=True) -> TrainResult:
@@ -638,7 +645,8 @@ def run_protocol(scenario, output=None, overwrite=False, progress=True) -> Train
     ("constant" | "cosine" | "exponential"), ``lr_decay`` (per-epoch factor of "exponential":
     eta_e = eta_0 lr_decay^(e-1)), ``learning_lag`` (ms without plasticity after each switch),
     ``eval_every``, ``tau_learning_in_training``, ``presentation`` ("hold" | "sequence"),
-    ``plateau_patience`` / ``plateau_factor`` / ``plateau_phase`` (``lr_schedule = "plateau"``). The
+    ``plateau_patience`` / ``plateau_factor`` / ``plateau_phase`` / ``plateau_eps`` (``lr_schedule =
+    "plateau"``). The
     circuit is the scenario's populations and projections; the input and target stimuli come from
     the data set, and the scenario's own ``[[stimuli]]`` on other populations (e.g. a bias unit held
     at rate 1) are kept.
@@ -679,6 +687,7 @@ def run_protocol(scenario, output=None, overwrite=False, progress=True) -> Train
               lr_decay=float(proto.get("lr_decay", 1.0)), learning_lag=float(proto.get("learning_lag", 0.0)),
               presentation=proto.get("presentation", "hold"), plateau_patience=int(proto.get("plateau_patience", 2)),
               plateau_factor=float(proto.get("plateau_factor", 0.5)), plateau_phase=proto.get("plateau_phase"),
+              plateau_eps=float(proto.get("plateau_eps", 0.0)),
               stimuli=[st for st in build_stimuli(scenario) if st.target not in
                        (proto.get("input", "input"), proto.get("output", "output"))],
               output=output, overwrite=overwrite, progress=progress,

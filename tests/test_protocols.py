@@ -184,3 +184,14 @@ def test_plateau_schedule_scales_rates_like_reduce_lr_on_plateau():
     from microcircuit.compile import PF_ETA
     eta = res.program.proj_float[:, PF_ETA]
     assert eta.max() == pytest.approx(5.0 / 5.0 * expect[-1])     # eta = lr / t_pres x the last epoch's scale
+
+
+def test_plateau_eps_skips_reductions_below_the_minimal_decay():
+    """With eps (relative to the initial rate) a reduction that lowers the scale by less than eps is
+    skipped: factor 0.5 from scale 1 and eps = 1e-5 stops at 0.5**16 = 1.53e-5 (the next step would
+    lower it by 7.6e-6 < 1e-5), PyTorch's eps = 1e-8 at an initial rate of 1e-3."""
+    from microcircuit.protocols import _plateau_step
+    st = {"best": np.inf, "bad": 0, "scale": 1.0}
+    for _ in range(300):
+        _plateau_step(st, 1.0, 2, 0.5, eps=1e-5)
+    assert st["scale"] == 0.5 ** 16

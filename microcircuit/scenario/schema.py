@@ -160,6 +160,8 @@ PROTOCOL = {
                                                           "before the rates are scaled"),
     "plateau_factor": Field("float", False, 0.5, low=0.0, high=1.0, strict_low=True,
                             doc="lr_schedule 'plateau': factor applied to the rates"),
+    "plateau_eps": Field("float", False, 0.0, low=0.0, doc="lr_schedule 'plateau': reductions smaller than this "
+                                                           "fraction of the initial rates are skipped"),
     "plateau_phase": Field("str", False, choices=("val", "test", "train_eval"),
                            doc="lr_schedule 'plateau': phase whose loss is watched (default val, else test)"),
     "presentation": Field("str", False, "hold", choices=("hold", "sequence"),
