@@ -572,6 +572,20 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
     return prog
 
 
+def hold_input_rate(prog: Program, population: str, values):
+    """Set an input population's rate (and u, u_pros) to ``values`` (scalar or per neuron) in the
+    current and the previous-step signals, so that the very next step — which reads the previous step
+    in the synchronous scheme — already sees it (e.g. a bias unit held at rate 1)."""
+    from .models.base import SIG_U, SIG_UPROS, SIG_R
+    N, B = prog.n_total, prog.batch
+    sl = prog.pop_slice(population)
+    val = np.repeat(np.broadcast_to(np.asarray(values, float), (sl.stop - sl.start,)), B)
+    for code in (SIG_U, SIG_UPROS, SIG_R):
+        for buf in (prog.state, prog.prev):
+            buf[code * N * B + sl.start * B:code * N * B + sl.stop * B] = val
+    return prog
+
+
 def init_state(prog: Program):
     """Initial state: u = 0 everywhere, rates phi(0) (so a network starts at rest)."""
     from .activations import phi_np, dphi_np

@@ -104,13 +104,8 @@ def bias_stimulus(name=BIAS_NAME):
 def init_bias_unit(prog, name=BIAS_NAME):
     """Set the bias unit's rate to 1 in the current and previous-step signals of a compiled program,
     so that the first step (which reads the previous step in the synchronous scheme) sees it too."""
-    from .models.base import SIG_U, SIG_UPROS, SIG_R
-    N, B = prog.n_total, prog.batch
-    sl = prog.pop_slice(name)
-    for code in (SIG_U, SIG_UPROS, SIG_R):
-        for buf in (prog.state, prog.prev):
-            buf[code * N * B + sl.start * B:code * N * B + sl.stop * B] = 1.0
-    return prog
+    from .compile import hold_input_rate
+    return hold_input_rate(prog, name, 1.0)
 
 
 def gle_layered(input_size, layers, *, name="gle", input_name="input", feedback="transpose",

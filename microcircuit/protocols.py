@@ -285,19 +285,12 @@ def _step_loss(data, Y, loss):
 
 
 def _hold_constant_inputs(prog, stimuli):
-    """Constant-rate stimuli (e.g. the bias unit, rate 1): also write them into the current and the
-    previous-step signals, so that the very first step (which reads the previous step in the
-    synchronous scheme) sees them as well."""
+    """Constant-rate stimuli (e.g. the bias unit, rate 1) are in place from the very first step."""
+    from .compile import hold_input_rate
     from .stimuli import Step
-    from .models.base import SIG_U, SIG_UPROS, SIG_R
-    N, B = prog.n_total, prog.batch
     for st in stimuli:
         if isinstance(st, Step) and st.kind == "rate" and st.start <= 0 and math.isinf(st.stop):
-            sl = prog.pop_slice(st.target)
-            val = np.broadcast_to(np.asarray(st.amplitude, float), (sl.stop - sl.start,))
-            for code in (SIG_U, SIG_UPROS, SIG_R):
-                for buf in (prog.state, prog.prev):
-                    buf[code * N * B + sl.start * B:code * N * B + sl.stop * B] = np.repeat(val, B)
+            hold_input_rate(prog, st.target, st.amplitude)
 
 
 def _metrics(R, T, labels, valid, n_classes, loss, step_loss=None):
