@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import microcircuit as mc  # noqa: E402
-from microcircuit.analysis.report import write_report  # noqa: E402
+from microcircuit.analysis.report import plot_accuracy, write_report  # noqa: E402
 from microcircuit.gle import gle_layered, bias_stimulus, init_bias_unit, StreamStimulus, summed_logits_readout  # noqa: E402
 from microcircuit.simulation import Recording  # noqa: E402
 
@@ -355,22 +355,11 @@ def summarise(seeds, out):
               f"{100 * acc.std():.1f} % ({'all runs at 150 epochs' if done else 'runs not all finished'}). "
               "Paper (10 seeds, 150 epochs): 91.7 +- 0.8 %; acceptance: >= 90 % mean of 3 seeds."]
     write_report(out, "mnist1d_gle", lines, rows)
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
-    for s, log in curves.items():
-        ax.plot([r["epoch"] for r in log], [r["test_acc"] for r in log], label=f"GLE 15k, seed {s}")
-    ax.axhline(0.917, color="k", ls=":", label="paper, 150 epochs: 91.7 %")
-    ax.axhline(0.90, color="r", ls="--", lw=0.8, label="acceptance 90 %")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("MNIST-1D, 15k-parameter GLE network")
-    fig.tight_layout()
-    fig.savefig(out / "mnist1d_gle.png", dpi=120)
+    plot_accuracy(out / "mnist1d_gle.png",
+                  [(f"GLE 15k, seed {s}", [r["epoch"] for r in log], [r["test_acc"] for r in log])
+                   for s, log in curves.items()],
+                  [("paper, 150 epochs: 91.7 %", 0.917, ":"), ("acceptance 90 %", 0.90, "--")],
+                  "MNIST-1D, 15k-parameter GLE network")
     print("\n".join(lines))
 
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from microcircuit.analysis.report import write_report  # noqa: E402
+from microcircuit.analysis.report import plot_accuracy, write_report  # noqa: E402
 from microcircuit.baseline import MLP, train_bp  # noqa: E402
 from microcircuit.datasets import mnist1d  # noqa: E402
 
@@ -64,22 +64,10 @@ def main(argv=None):
     out = Path(a.out)
     stem = "mnist1d_mlp_quick" if a.quick else "mnist1d_mlp"
     write_report(out, stem, lines, rows)
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
-    for r, c in zip(rows, curves):
-        ax.plot(np.arange(len(c)), c, label=f"MLP (BP), seed {r['seed']}")
-    ax.axhline(0.655, color="gray", ls="--", label="GLE paper, tuned MLP: 65.5 %")
-    ax.axhline(0.917, color="k", ls=":", label="GLE paper, 15k GLE network: 91.7 %")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("MNIST-1D: MLP reference (whole sequence as one vector)")
-    fig.tight_layout()
-    fig.savefig(out / f"{stem}.png", dpi=120)
+    plot_accuracy(out / f"{stem}.png",
+                  [(f"MLP (BP), seed {r['seed']}", np.arange(len(c)), c) for r, c in zip(rows, curves)],
+                  [("GLE paper, tuned MLP: 65.5 %", 0.655, "--"), ("GLE paper, 15k GLE network: 91.7 %", 0.917, ":")],
+                  "MNIST-1D: MLP reference (whole sequence as one vector)")
     print("\n".join(lines))
 
 

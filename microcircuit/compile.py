@@ -576,7 +576,6 @@ def hold_input_rate(prog: Program, population: str, values):
     """Set an input population's rate (and u, u_pros) to ``values`` (scalar or per neuron) in the
     current and the previous-step signals, so that the very next step — which reads the previous step
     in the synchronous scheme — already sees it (e.g. a bias unit held at rate 1)."""
-    from .models.base import SIG_U, SIG_UPROS, SIG_R
     N, B = prog.n_total, prog.batch
     sl = prog.pop_slice(population)
     val = np.repeat(np.broadcast_to(np.asarray(values, float), (sl.stop - sl.start,)), B)

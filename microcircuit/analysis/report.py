@@ -17,3 +17,25 @@ def write_report(out, stem, lines, rows):
         w.writeheader()
         w.writerows(rows)
     return md
+
+
+def plot_accuracy(path, curves, references=(), title="", ylabel="test accuracy"):
+    """An accuracy-vs-epoch figure: ``curves`` = [(label, epochs, values), ...], ``references`` =
+    [(label, value, linestyle), ...] drawn as horizontal lines (e.g. a paper's number)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for label, x, y in curves:
+        ax.plot(x, y, label=label)
+    for label, value, ls in references:
+        ax.axhline(value, color="k" if ls == ":" else "gray", ls=ls, lw=0.9, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
