@@ -6,7 +6,7 @@ The MLP sees the full sample as one static 360-vector (no time, no memory needed
 the MNIST-1D paper reports about 68 % for its MLP). Network 360 -> 100 -> 100 -> 10, ReLU,
 cross-entropy, SGD with momentum 0.9, lr 0.01, batch 100, cosine schedule, 100 epochs; 3 seeds.
 
-    python analysis/mnist1d_mlp.py            # 3 seeds, ~3 min on an idle core
+    python analysis/mnist1d_mlp.py            # 3 seeds, ~20 s (set OPENBLAS_NUM_THREADS=1 next to other jobs)
     python analysis/mnist1d_mlp.py --quick    # 1 seed, 10 epochs
 
 Writes analysis/results/mnist1d_mlp.{md,csv}.
