@@ -30,7 +30,7 @@ import numpy as np
 
 from microcircuit.microcircuit import dendritic_microcircuit, coupling_factors
 from microcircuit.models import PRESETS
-from microcircuit.scenario.write import circuit_toml as _circuit_toml, toml_table, toml_value  # noqa: E402
+from microcircuit.scenario.write import circuit_toml as _circuit_toml, scenario_text, toml_table, toml_value  # noqa: E402
 
 PRESETS_G = PRESETS["bern"]
 
@@ -53,7 +53,7 @@ def circuit_toml(c, random_weights=None):
 
 
 def write(name, header, tables, circuit_lines):
-    text = "\n".join(["# " + h if h else "#" for h in header] + [""] + sum(tables, []) + circuit_lines)
+    text = scenario_text(header, tables, circuit_lines)
     (SCEN / f"{name}.toml").write_text(text)
     print(f"wrote scenarios/{name}.toml ({len(text) // 1024} kB)")
 

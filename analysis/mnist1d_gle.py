@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:
 import microcircuit as mc  # noqa: E402
 from microcircuit.analysis.report import plot_accuracy, write_report  # noqa: E402
 from microcircuit.gle import gle_layered, bias_stimulus, init_bias_unit, StreamStimulus, summed_logits_readout  # noqa: E402
+from microcircuit.protocols import PlateauSchedule as Plateau, per_step_loss  # noqa: E402  (PyTorch ReduceLROnPlateau)
 from microcircuit.simulation import Recording  # noqa: E402
 
 
@@ -53,7 +54,7 @@ def circuit(dt=0.2, eta=5e-3, bias="adam"):
 def write_scenario(path=ROOT / "scenarios" / "mnist1d_gle.toml"):
     """``scenarios/mnist1d_gle.toml``: the same network and protocol as a scenario file
     (``[protocol]`` with presentation = "sequence", readout = "sum", lr_schedule = "plateau")."""
-    from microcircuit.scenario.write import circuit_toml, toml_table
+    from microcircuit.scenario.write import circuit_toml, scenario_text, toml_table
     c = circuit()
     header = [
         "MNIST-1D with the 15k-parameter end-to-end GLE network (Ellenberger et al. 2024, Figs. 8d/10;",
@@ -87,7 +88,7 @@ def write_scenario(path=ROOT / "scenarios" / "mnist1d_gle.toml"):
                                 "eval_initial": False}),
         ["[[stimuli]]", 'name = "bias_unit"', 'target = "bias"', 'waveform = "step"', "amplitude = 1.0", ""],
     ]
-    text = "\n".join(["# " + h if h else "#" for h in header] + [""] + sum(tables, []) + circuit_toml(c))
+    text = scenario_text(header, tables, circuit_toml(c))
     Path(path).write_text(text)
     print(f"wrote {path}")
 
@@ -107,55 +108,11 @@ def build(dt=0.2, eta=5e-3, batch=100, seed=0, buf=None, bias="adam"):
     return init_bias_unit(prog) if bias == "adam" else prog
 
 
-class Plateau:
-    """PyTorch ``ReduceLROnPlateau`` (mode min, rel. threshold 1e-4, no cooldown): after more than
-    ``patience`` epochs without improvement of the test loss, multiply the learning rates by ``factor``
-    — unless the decrease of the rate would be smaller than ``eps`` = 1e-8 (PyTorch's "minimal
-    decay"), which stops the rate near 1.5e-8 per step when it starts at 1e-3 (:meth:`new_rate`)."""
-
-    def __init__(self, patience=2, factor=0.5, threshold=1e-4, eps=1e-8):
-        self.patience, self.factor, self.threshold, self.eps = patience, factor, threshold, eps
-        self.best, self.bad = np.inf, 0
-
-    def new_rate(self, loss, lr, min_rate=0.0):
-        """The rate per step after an epoch with test loss ``loss`` at rate ``lr``."""
-        f = self.step(loss)
-        if f != 1.0 and lr - lr * f > self.eps and lr * f >= min_rate:
-            return lr * f
-        return lr
-
-    @classmethod
-    def replay(cls, losses, lr0, patience=2, min_rate=0.0):
-        """(schedule, rate) after the epochs with these test losses, starting at ``lr0``."""
-        sched, lr = cls(patience=patience), lr0
-        for L in losses:
-            lr = sched.new_rate(L, lr, min_rate)
-        return sched, lr
-
-    def step(self, loss):
-        """Returns the factor to apply now (1 or ``factor``)."""
-        if loss < self.best * (1 - self.threshold):
-            self.best, self.bad = loss, 0
-            return 1.0
-        self.bad += 1
-        if self.bad > self.patience:
-            self.bad = 0
-            return self.factor
-        return 1.0
-
-
 def scale_learning_rates(prog, f):
     """Multiply every learning rate of the program (weights, biases) by ``f`` (protocol level)."""
     from microcircuit.compile import PF_ETA, PPF_ETA_BIAS
     prog.proj_float[:, PF_ETA] *= f
     prog.pop_float[:, PPF_ETA_BIAS] *= f
-
-
-def cross_entropy_per_step(r, labels):
-    """Mean over steps and samples of ``-log softmax(r)_y`` for logits r (T, B, 10)."""
-    m = r.max(axis=-1, keepdims=True)
-    lse = (m[..., 0] + np.log(np.exp(r - m).sum(axis=-1)))
-    return float(np.mean(lse - np.take_along_axis(r, np.asarray(labels)[None, :, None], axis=-1)[..., 0]))
 
 
 def balanced_order(labels, rng):
@@ -223,7 +180,8 @@ def run(epochs=1, max_batches=None, batch=100, seed=0, eval_batches=None, max_mi
             rec.blocks[k], rec.steps[k] = [], []
         sim.run(steps=L)
         r = np.concatenate(next(iter(rec.blocks.values())))     # (L, B, 10)
-        return summed_logits_readout(r, yb)[1], cross_entropy_per_step(r, yb), r.sum(axis=0)
+        return (summed_logits_readout(r, yb)[1], float(per_step_loss(r[None], buf["y"][:1], "cross_entropy").mean()),
+                r.sum(axis=0))
 
     rng = np.random.default_rng(seed if data_seed is None else data_seed)
     sched = Plateau(patience=patience) if plateau else None

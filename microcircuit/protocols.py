@@ -54,6 +54,7 @@ from .simulation import Simulation, Recording
 from .stimuli import ArrayStimulus
 
 __all__ = ["train", "run_protocol", "TrainResult", "ProtocolError", "build_network", "load_dataset",
+           "PlateauSchedule", "per_step_loss",
            "PHASES"]
 
 PHASES = ("train", "val", "test", "train_eval")
@@ -269,11 +270,11 @@ class _Runner:
         if self.readout == "last":
             return data[:, -1], None
         if self.readout == "sum":
-            return data.sum(axis=1), _step_loss(data, Y, self.loss)
+            return data.sum(axis=1), per_step_loss(data, Y, self.loss)
         return data[:, S - self.win:].mean(axis=1), None
 
 
-def _step_loss(data, Y, loss):
+def per_step_loss(data, Y, loss):
     """Per-step loss of the output ``data`` (P, S, B, n) against the held targets Y (P, n, B), averaged
     over the S steps of each presentation: cross-entropy of each step's logits, or 0.5 ||r - y||^2."""
     t = Y.transpose(0, 2, 1)[:, None]                                    # (P, 1, B, n)
@@ -553,12 +554,13 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
         eta0 = prog.proj_float[:, PF_ETA].copy()
         etab0 = prog.pop_float[:, PPF_ETA_BIAS].copy()
         E = int(epochs)
-        plateau = {"best": math.inf, "bad": 0, "scale": 1.0}
+        plateau = PlateauSchedule(int(plateau_patience), float(plateau_factor), eps=float(plateau_eps))
+        plateau_scale = 1.0
         for epoch in range(1, E + 1):
             if lr_schedule == "constant":
                 scale = 1.0
             elif lr_schedule == "plateau":
-                scale = plateau["scale"]
+                scale = plateau_scale
             elif lr_schedule == "exponential":
                 scale = lr_decay ** (epoch - 1)
             else:
@@ -573,8 +575,7 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
                     row[f"{ph}_loss"], row[f"{ph}_accuracy"] = r
             if lr_schedule == "plateau":
                 row["lr_scale"] = scale
-                _plateau_step(plateau, row[f"{plateau_phase}_loss"], int(plateau_patience), float(plateau_factor),
-                              eps=float(plateau_eps))
+                plateau_scale = plateau.new_rate(row[f"{plateau_phase}_loss"], plateau_scale)
             row["wall_time_s"] = time.perf_counter() - t0
             record(epoch, row)
             if bar is not None:
@@ -596,19 +597,42 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
                        output=None if output is None else str(output), wall_time_s=wall)
 
 
-def _plateau_step(st, loss, patience, factor, threshold=1e-4, eps=0.0):
-    """PyTorch ``ReduceLROnPlateau`` (mode min, relative threshold, no cooldown) on the state dict
-    ``st`` = {best, bad, scale}: after more than ``patience`` epochs without improvement, scale *= factor,
-    unless that lowers the scale by less than ``eps`` (PyTorch's minimal decay, here relative to the
-    initial rates)."""
-    if loss < st["best"] * (1.0 - threshold):
-        st["best"], st["bad"] = loss, 0
-        return
-    st["bad"] += 1
-    if st["bad"] > patience:
-        st["bad"] = 0
-        if st["scale"] * (1.0 - factor) > eps:
-            st["scale"] *= factor
+class PlateauSchedule:
+    """PyTorch ``ReduceLROnPlateau`` (mode min, relative ``threshold``, no cooldown): after more than
+    ``patience`` epochs without improvement of the watched loss, the rate is multiplied by ``factor``
+    — unless that lowers it by no more than ``eps`` (PyTorch's minimal decay), so a rate starting at
+    1e-3 with eps = 1e-8 stops at 1e-3 * 0.5^16 = 1.53e-8. The rate may be absolute (per step) or a
+    scale of the initial rates (then ``eps`` is relative to them)."""
+
+    def __init__(self, patience=2, factor=0.5, threshold=1e-4, eps=1e-8):
+        self.patience, self.factor, self.threshold, self.eps = patience, factor, threshold, eps
+        self.best, self.bad = math.inf, 0
+
+    def step(self, loss):
+        """Count one epoch with this loss; returns the factor due now (1 or ``factor``)."""
+        if loss < self.best * (1 - self.threshold):
+            self.best, self.bad = loss, 0
+            return 1.0
+        self.bad += 1
+        if self.bad > self.patience:
+            self.bad = 0
+            return self.factor
+        return 1.0
+
+    def new_rate(self, loss, rate, min_rate=0.0):
+        """The rate after an epoch with this loss at ``rate`` (never below ``min_rate``)."""
+        f = self.step(loss)
+        if f != 1.0 and rate - rate * f > self.eps and rate * f >= min_rate:
+            return rate * f
+        return rate
+
+    @classmethod
+    def replay(cls, losses, rate0, patience=2, min_rate=0.0, **kw):
+        """(schedule, rate) after epochs with these losses, starting at ``rate0``."""
+        sched, rate = cls(patience=patience, **kw), rate0
+        for L in losses:
+            rate = sched.new_rate(L, rate, min_rate)
+        return sched, rate
 
 
 def _safe(name):

@@ -166,19 +166,22 @@ def test_sequence_presentation_and_summed_readout():
 def test_plateau_schedule_scales_rates_like_reduce_lr_on_plateau():
     """lr_schedule='plateau': the rate scale of epoch e+1 follows PyTorch's ReduceLROnPlateau(patience,
     factor) on the watched phase's loss of epoch e (checked against the rule applied to the recorded
-    losses), and the projection etas really carry the scale."""
-    from microcircuit.protocols import _plateau_step
+    losses, written out here independently of the package), and the projection etas carry the scale."""
     d = _sequence_data(n_train=8, n_test=4)
     net = {"sizes": [1, 3, 2], "hidden": {"activation": "tanh"}, "output": {"activation": "linear",
            "loss": "cross_entropy", "beta": 1.0}, "weights": {"dist": "normal", "std": 0.5}}
     res = train(net, d, t_pres=5.0, dt=1.0, presentation="sequence", readout="sum", epochs=8, lr=5.0, batch=2,
                 lr_schedule="plateau", plateau_patience=0, plateau_factor=0.5, phases=("train", "test"),
                 eval_initial=False)
-    st = {"best": np.inf, "bad": 0, "scale": 1.0}
-    expect = []
-    for L in res.metrics["test_loss"]:
-        expect.append(st["scale"])
-        _plateau_step(st, L, 0, 0.5)
+    best, bad, scale, expect = np.inf, 0, 1.0, []
+    for L in res.metrics["test_loss"]:            # ReduceLROnPlateau(patience=0, factor=0.5, threshold=1e-4)
+        expect.append(scale)
+        if L < best * (1 - 1e-4):
+            best, bad = L, 0
+        else:
+            bad += 1
+            if bad > 0:
+                bad, scale = 0, scale * 0.5
     np.testing.assert_array_equal(res.metrics["lr_scale"], expect)
     assert min(expect) < 1.0          # patience 0: some epoch did not improve, so the rate was halved
     from microcircuit.compile import PF_ETA
@@ -190,8 +193,6 @@ def test_plateau_eps_skips_reductions_below_the_minimal_decay():
     """With eps (relative to the initial rate) a reduction that lowers the scale by less than eps is
     skipped: factor 0.5 from scale 1 and eps = 1e-5 stops at 0.5**16 = 1.53e-5 (the next step would
     lower it by 7.6e-6 < 1e-5), PyTorch's eps = 1e-8 at an initial rate of 1e-3."""
-    from microcircuit.protocols import _plateau_step
-    st = {"best": np.inf, "bad": 0, "scale": 1.0}
-    for _ in range(300):
-        _plateau_step(st, 1.0, 2, 0.5, eps=1e-5)
-    assert st["scale"] == 0.5 ** 16
+    from microcircuit.protocols import PlateauSchedule
+    _, scale = PlateauSchedule.replay([1.0] * 300, 1.0, patience=2, factor=0.5, eps=1e-5)
+    assert scale == 0.5 ** 16

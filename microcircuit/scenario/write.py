@@ -32,6 +32,12 @@ def toml_table(name, d) -> list:
     return [f"[{name}]"] + [f"{k} = {toml_value(v)}" for k, v in d.items()] + [""]
 
 
+def scenario_text(header, tables, body) -> str:
+    """A scenario file: ``header`` lines as a comment block, then the ``tables`` (lists of lines, e.g.
+    from :func:`toml_table`) and the ``body`` lines (e.g. :func:`circuit_toml`)."""
+    return "\n".join(["# " + h if h else "#" for h in header] + [""] + sum(tables, []) + list(body))
+
+
 def circuit_toml(c, weights=None, population_keys=None) -> list:
     """Lines of the ``[[populations]]`` and ``[[projections]]`` of circuit ``c``.
 
