@@ -34,7 +34,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .activations import phi, phi_and_dphi
+from .activations import phi, phi_and_dphi, phi_dphi_vector
 from .blas import gemm
 
 # Keep in sync with compile.py / models/base.py
@@ -42,7 +42,7 @@ _U, _UP, _R, _RP, _E, _UD, _V0, _V1, _EPS, _VERR, _UT = range(11)
 _BLAS_MIN_SIZE = 16384   # products of at least this many multiply-adds (n_post*n_pre*B) go to BLAS
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model='numpy')
 def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma,
               sigma, bias, err_tau, proj_int, proj_float, W, dwf, masks, state, prev, ports, ext,
               stim_int, stim, stim_row, gates, rec_int, rec_idx, rec_buf, rng, status):
@@ -54,6 +54,11 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
     for i in range(pop_int.shape[0]):
         max_n = max(max_n, pop_int[i, 1])
     scratch = np.zeros(max_n * B, dtype=state.dtype)
+    # padded blocks for the vectorised activations (activations.phi_dphi_vector): input, phi, phi'
+    m8 = (max_n * B + 7) // 8 * 8
+    vx = np.zeros(m8)
+    vr = np.zeros(m8)
+    vrp = np.zeros(m8)
     sm = np.zeros(B)
     # recording plan of this chunk: the chunk step of each rec row's next record (no integer division in
     # the time loop), its record counter, and the first neuron of a contiguous selection (-1: gather)
@@ -131,7 +136,7 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
             elif op == 4:  # soma (arg = pop + P * input mask: bits 1-3 apical/nudge/current ports, 4-5 ext)
                 npop = pop_int.shape[0]
                 bad = _soma(arg % npop, arg // npop, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigma,
-                            bias, state, ports, ext, gates[kk, 0], dt, sqdt, NB, B, rng)
+                            bias, state, ports, ext, gates[kk, 0], dt, sqdt, NB, B, rng, vx, vr, vrp)
                 if bad:
                     status[0] = kk
                     status[1] = 1
@@ -153,7 +158,7 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
                 g = gates[kk, 1]
                 if g != 0.0 and eta != 0.0 and t >= proj_float[arg, 3] and t < proj_float[arg, 4]:
                     _plasticity(arg, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dwf, masks,
-                                state, R, dt * eta * g, dt, NB, B, scratch)
+                                state, R, dt * eta * g, dt, NB, B, scratch, vx, vr, vrp)
             elif op == 8:  # bias and time-constant learning (checked here: a call costs more than nothing)
                 if gates[kk, 1] != 0.0 and (pop_float[arg, 3] != 0.0 or (pop_int[arg, 6] != 0
                                                                          and pop_float[arg, 1] != 0.0)):
@@ -191,7 +196,7 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
     status[0] = K
 
 
-@njit(cache=True, nogil=True, inline='always')
+@njit(cache=True, nogil=True, inline='always', error_model='numpy')
 def _project(j, proj_int, W, R, ports, NB, B):
     pre_off = proj_int[j, 0]
     npre = proj_int[j, 1]
@@ -211,7 +216,7 @@ def _project(j, proj_int, W, R, ports, NB, B):
     _add_product(W[woff:woff + npost * npre].reshape(npost, npre), npost, npre, src, dst, B)   # port += W r
 
 
-@njit(cache=True, nogil=True, inline='always')
+@njit(cache=True, nogil=True, inline='always', error_model='numpy')
 def _add_product(Wm, npost, npre, x, y, B):
     """``y (npost x B) += W x`` for ``W`` (npost, npre) and flat blocks ``x`` (npre x B), ``y``;
     BLAS for large products."""
@@ -232,7 +237,7 @@ def _add_product(Wm, npost, npre, x, y, B):
                 y[o * B + b] += acc
 
 
-@njit(cache=True, nogil=True, inline='always')
+@njit(cache=True, nogil=True, inline='always', error_model='numpy')
 def _add_transposed_product(Wm, npost, npre, e, y, B):
     """``y (npre x B) += W^T e`` for ``W`` (npost, npre) and flat blocks ``e`` (npost x B), ``y``;
     rows with e = 0 are skipped."""
@@ -247,7 +252,7 @@ def _add_transposed_product(Wm, npost, npre, e, y, B):
                     y[p * B + b] += Wm[o, p] * eo
 
 
-@njit(cache=True, nogil=True, inline='always')
+@njit(cache=True, nogil=True, inline='always', error_model='numpy')
 def _backproject(j, proj_int, W, R, ext, NB, B):
     pre_off = proj_int[j, 0]
     npre = proj_int[j, 1]
@@ -259,7 +264,7 @@ def _backproject(j, proj_int, W, R, ext, NB, B):
     _add_transposed_product(W[off:off + npost * npre].reshape(npost, npre), npost, npre, e, acc, B)  # eps_in += W^T e
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model='numpy')
 def _error_project(j, proj_int, W, R, ext, NB, B):
     """Cortical mapping: a signal (errors e of an error population, or rates) into the error input of
     an error population (post): ``acc += W^T e`` with W the tied forward weights (n_pre, n_post), or
@@ -283,9 +288,9 @@ def _error_project(j, proj_int, W, R, ext, NB, B):
     _add_product(W[woff:woff + npost * npre].reshape(npost, npre), npost, npre, e, acc, B)
 
 
-@njit(cache=True, nogil=True, inline='always')
+@njit(cache=True, nogil=True, inline='always', error_model='numpy')
 def _soma(i, inputs, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigma, bias, state, ports, ext,
-          gate_nudge, dt, sqdt, NB, B, rng):
+          gate_nudge, dt, sqdt, NB, B, rng, vx, vr, vrp):
     off = pop_int[i, 0]
     n = pop_int[i, 1]
     act = pop_int[i, 2]
@@ -300,6 +305,7 @@ def _soma(i, inputs, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigm
     has_cur = (inputs >> 3) & 1 == 1
     has_tgt = (inputs >> 4) & 1 == 1
     has_icur = (inputs >> 5) & 1 == 1
+    vec = act == 2 or act == 4 or act == 6     # activations.VECTOR_KINDS: phi over the block below
     bad = False
     for ii in range(off, off + n):
         gn = g_nud[ii] * gn_gate
@@ -323,17 +329,31 @@ def _soma(i, inputs, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigm
                 bad = True
             state[_U * NB + x] = un
             state[_UP * NB + x] = up
-            rr, rp = phi_and_dphi(up, act, a0, a1, a2)
-            state[_R * NB + x] = rr
-            state[_RP * NB + x] = rp
+            if vec:
+                vx[x - off * B] = up
+            else:
+                rr, rp = phi_and_dphi(up, act, a0, a1, a2)
+                state[_R * NB + x] = rr
+                state[_RP * NB + x] = rp
             state[_UD * NB + x] = ud
             state[_V0 * NB + x] = v0
             state[_V1 * NB + x] = v1
             state[_UT * NB + x] = ut
+    if vec:
+        nb = n * B
+        m = (nb + 7) // 8 * 8
+        for k in range(nb, m):
+            vx[k] = 0.0
+        phi_dphi_vector(vx, act, a0, a1, a2, vr, vrp, m)
+        r0 = _R * NB + off * B
+        rp0 = _RP * NB + off * B
+        for k in range(nb):
+            state[r0 + k] = vr[k]
+            state[rp0 + k] = vrp[k]
     return bad
 
 
-@njit(cache=True, nogil=True, inline='always')
+@njit(cache=True, nogil=True, inline='always', error_model='numpy')
 def _error(i, pop_int, pop_float, g0, err_tau, state, R, ext, gate_nudge, dt, NB, B, sm):
     off = pop_int[i, 0]
     n = pop_int[i, 1]
@@ -380,7 +400,7 @@ def _error(i, pop_int, pop_float, g0, err_tau, state, R, ext, gate_nudge, dt, NB
     return bad
 
 
-@njit(cache=True, nogil=True, inline='always')
+@njit(cache=True, nogil=True, inline='always', error_model='numpy')
 def _opt_count(active, a, b, table, row, col):
     """Count one optimiser update in ``table[row, col]`` (t) and return Adam's bias corrections
     ``(1 - a^t, 1 - b^t)``; ``(1, 1)`` when no optimiser update happens now."""
@@ -390,7 +410,7 @@ def _opt_count(active, a, b, table, row, col):
     return 1.0 - a ** table[row, col], 1.0 - b ** table[row, col]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model='numpy')
 def _opt_step(kind, a, b, eps, bc1, bc2, buf, k, n, g):
     """One optimiser step on the estimate g for parameter k of a block of n (state in buf)."""
     if kind == 1:
@@ -404,9 +424,9 @@ def _opt_step(kind, a, b, eps, bc1, bc2, buf, k, n, g):
     return (m / bc1) / (math.sqrt(v / bc2) + eps)
 
 
-@njit(cache=True, nogil=True, inline='always')
+@njit(cache=True, nogil=True, inline='always', error_model='numpy')
 def _plasticity(j, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dwf, masks, state, R, c, dt,
-                NB, B, pf):
+                NB, B, pf, vx, vr, vrp):
     pre_off = proj_int[j, 0]
     npre = proj_int[j, 1]
     post_off = proj_int[j, 2]
@@ -426,6 +446,7 @@ def _plasticity(j, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dw
     a1 = pop_float[ip, 5]
     a2 = pop_float[ip, 6]
     vsig = _V1 if port == 1 else _V0
+    vec = act == 2 or act == 4 or act == 6
     okind = int(proj_float[j, 5])
     ooff = proj_int[j, 14]
     oa = proj_float[j, 6]
@@ -440,10 +461,14 @@ def _plasticity(j, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dw
             x = ii * B + b
             if rule == 1:
                 f = state[_E * NB + (eoff + o) * B + b]
-            elif rule == 2:
+            elif rule == 2:   # Urbanczik-Senn: r - phi(att v_port); vectorised kinds: phi over the block below
                 gp = g1[ii] if port == 1 else g0[ii]
                 att = gp / (g_lk[ii] + g0[ii] + g1[ii])
-                f = state[_R * NB + x] - phi(att * state[vsig * NB + x], act, a0, a1, a2)
+                if vec:
+                    vx[o * B + b] = att * state[vsig * NB + x]
+                    f = 0.0
+                else:
+                    f = state[_R * NB + x] - phi(att * state[vsig * NB + x], act, a0, a1, a2)
             elif rule == 4:  # target_prop (Sacramento Eq. 10): r_post - phi(W r_pre), own weights only
                 acc = 0.0
                 if diag:
@@ -455,6 +480,15 @@ def _plasticity(j, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dw
             else:
                 f = -state[vsig * NB + x]
             pf[o * B + b] = f
+    if rule == 2 and vec:
+        nb = npost * B
+        m = (nb + 7) // 8 * 8
+        for k in range(nb, m):
+            vx[k] = 0.0
+        phi_dphi_vector(vx, act, a0, a1, a2, vr, vrp, m)
+        r0 = _R * NB + post_off * B
+        for k in range(nb):
+            pf[k] = state[r0 + k] - vr[k]
     pre = R[sig * NB + pre_off * B: sig * NB + (pre_off + npre) * B]
     inv_b = 1.0 / B
     if diag:
@@ -520,7 +554,7 @@ def _plasticity(j, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dw
             Wm[o, p] = w
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model='numpy')
 def _pop_learn(i, pop_int, pop_float, g0, bias, state, gate, dt, NB, B, dwf):
     off = pop_int[i, 0]
     n = pop_int[i, 1]
