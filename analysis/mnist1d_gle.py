@@ -93,7 +93,7 @@ def write_scenario(path=ROOT / "scenarios" / "mnist1d_gle.toml"):
     print(f"wrote {path}")
 
 
-def build(dt=0.2, eta=5e-3, batch=100, seed=0, buf=None, bias="adam"):
+def build(dt=0.2, eta=5e-3, batch=100, seed=0, buf=None, bias="adam", dtype="float64"):
     """The 15k network on the engine. ``eta`` per time unit (Adam step per dt = dt * eta = 1e-3).
 
     ``bias="adam"``: biases are synapses from a unit of rate 1 learning with the weights' Adam
@@ -104,7 +104,7 @@ def build(dt=0.2, eta=5e-3, batch=100, seed=0, buf=None, bias="adam"):
              StreamStimulus("output", lambda a, b: buf["y"][a - buf["k0"]:b - buf["k0"]], kind="target")]
     if bias == "adam":
         stims.append(bias_stimulus())
-    prog = mc.compile(c, dt=dt, batch=batch, seed=seed, stimuli=stims)
+    prog = mc.compile(c, dt=dt, batch=batch, seed=seed, stimuli=stims, dtype=dtype)
     return init_bias_unit(prog) if bias == "adam" else prog
 
 
@@ -158,12 +158,12 @@ def load_checkpoint(path, prog, sched, rng):
 
 def run(epochs=1, max_batches=None, batch=100, seed=0, eval_batches=None, max_minutes=None, on_epoch=None,
         eta=5e-3, bias="adam", plateau=True, balanced=False, data_seed=None, verbose=True, patience=2,
-        min_rate=0.0, checkpoint=None):
+        min_rate=0.0, checkpoint=None, dtype="float64"):
     """``checkpoint``: a file written after every epoch; if it exists, the run continues from it."""
     from microcircuit.datasets import mnist1d
     d = mnist1d(360)
     buf = {"k0": 0}
-    prog = build(batch=batch, seed=seed, buf=buf, eta=eta, bias=bias)
+    prog = build(batch=batch, seed=seed, buf=buf, eta=eta, bias=bias, dtype=dtype)
     n_w = sum(prog.weight(n).size for n in prog.proj_names) + (
         0 if bias == "adam" else sum(prog.pop_int[i, 1] for i in range(1, len(prog.pop_names))))
     L = d.x_train.shape[1]
@@ -256,6 +256,8 @@ def main(argv=None):
     ap.add_argument("--patience", type=int, default=2, help="plateau epochs before halving (paper: 2)")
     ap.add_argument("--min-rate", type=float, default=0.0, help="no halving below this rate per step")
     ap.add_argument("--tag", default="", help="suffix of the result files (variants of the protocol)")
+    ap.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                    help="state and weights (the reference code runs in float32)")
     ap.add_argument("--checkpoint", default=None, help="checkpoint file written after every epoch; if it exists, "
                     "the run continues from it (default: <out>/mnist1d_gle_seed<s><tag>.ckpt.npz; 'none': off)")
     ap.add_argument("--out", default=str(ROOT / "analysis" / "results"))
@@ -266,7 +268,7 @@ def main(argv=None):
     if a.summary is not None:
         summarise(a.summary or [12, 34, 56], Path(a.out))
         return None
-    kw = dict(seed=a.seed, eta=a.eta, bias=a.bias, plateau=not a.no_plateau, patience=a.patience,
+    kw = dict(seed=a.seed, eta=a.eta, bias=a.bias, plateau=not a.no_plateau, patience=a.patience, dtype=a.dtype,
               min_rate=a.min_rate)
     if a.quick:
         log = run(1, max_batches=4, eval_batches=2, **kw)

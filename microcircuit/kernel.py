@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64 as _u   # _u(i): an index Numba need not wrap around (see _soma)
 
 from .activations import phi, phi_and_dphi, phi_dphi_vector
 from .blas import gemm
@@ -83,13 +83,9 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
             op = ops[q, 0]
             arg = ops[q, 1]
             if op == 0:  # copy neurons [lo, hi) of the signal rows to the previous-step buffer
-                lo = (arg >> 31) * B
-                hi = (arg & 0x7FFFFFFF) * B
-                if hi - lo > 256:
-                    prev[lo:hi] = state[lo:hi]      # a block copy; the element loop below cannot vectorise
-                else:
-                    for x in range(lo, hi):
-                        prev[x] = state[x]
+                lo = _u((arg >> 31) * B)
+                for x in range(_u((arg & 0x7FFFFFFF) * B) - lo):
+                    prev[lo + x] = state[lo + x]
             elif op == 1:  # stimuli: row stim_row[kk, s] of the chunk's value block, columns col..col+n
                 # ext rows 0-2 (target, current, error input) are written by stimuli only: clear their
                 # regions, then accumulate (two stimuli may drive the same population)
@@ -97,9 +93,9 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
                     kind = stim_int[s, 2]
                     if kind != 0:
                         slot = 1 if kind == 1 else (0 if kind == 2 else 2)
-                        lo = slot * NB + stim_int[s, 0] * B
-                        for x in range(lo, lo + stim_int[s, 1] * B):
-                            ext[x] = 0.0
+                        lo = _u(slot * NB + stim_int[s, 0] * B)
+                        for x in range(stim_int[s, 1] * B):
+                            ext[lo + _u(x)] = 0.0
                 for s in range(stim_int.shape[0]):
                     off = stim_int[s, 0]
                     n = stim_int[s, 1]
@@ -108,20 +104,18 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
                     row = stim_row[kk, s]
                     if kind == 0 and kk > 0 and row == stim_row[kk - 1, s]:
                         continue      # held input: the rates written last step are still in place
+                    # the target slot of ext: rows 1 (current), 0 (target), 2 (error input) for kinds 1, 2, 3
+                    dst = _u(off * B) + (_u(NB) if kind == 1 else (_u(0) if kind == 2 else _u(2 * NB)))
                     for ii in range(n):
                         for b in range(B):
                             x = stim[row, col + ii, b]
-                            idx = (off + ii) * B + b
+                            idx = _u((off + ii) * B + b)
                             if kind == 0:
-                                state[_R * NB + idx] = x
-                                state[_U * NB + idx] = x
-                                state[_UP * NB + idx] = x
-                            elif kind == 1:
-                                ext[NB + idx] += x
-                            elif kind == 2:
-                                ext[idx] += x
+                                state[_u(_R * NB) + idx] = x
+                                state[_u(_U * NB) + idx] = x
+                                state[_u(_UP * NB) + idx] = x
                             else:
-                                ext[2 * NB + idx] += x
+                                ext[dst + _u(ii * B + b)] += x
             elif op == 2:  # clear the ports of a population that projections write (arg = pop + P * port mask)
                 npop = pop_int.shape[0]
                 pi = arg % npop
@@ -130,7 +124,9 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
                 n = pop_int[pi, 1]
                 for p in range(4):
                     if (mask >> p) & 1:
-                        ports[p * NB + off * B:p * NB + (off + n) * B] = 0.0
+                        lo = _u(p * NB + off * B)
+                        for x in range(n * B):
+                            ports[lo + _u(x)] = 0.0
             elif op == 3:  # accumulate a projection into its post port
                 _project(arg, proj_int, W, R, ports, NB, B)
             elif op == 4:  # soma (arg = pop + P * input mask: bits 1-3 apical/nudge/current ports, 4-5 ext)
@@ -205,51 +201,60 @@ def _project(j, proj_int, W, R, ports, NB, B):
     port = proj_int[j, 4]
     sig = proj_int[j, 5]
     woff = proj_int[j, 6]
-    src = R[sig * NB + pre_off * B: sig * NB + (pre_off + npre) * B]
-    dst = ports[port * NB + post_off * B: port * NB + (post_off + npost) * B]
+    src = _u(sig * NB + pre_off * B)
+    dst = _u(port * NB + post_off * B)
     if proj_int[j, 7] == 1:  # one-to-one
         for o in range(npost):
-            w = W[woff + o]
+            w = W[_u(woff + o)]
             for b in range(B):
-                dst[o * B + b] += w * src[o * B + b]
+                k = _u(o * B + b)
+                ports[dst + k] += w * R[src + k]
         return
-    _add_product(W[woff:woff + npost * npre].reshape(npost, npre), npost, npre, src, dst, B)   # port += W r
+    _add_product(W, _u(woff), npost, npre, R, src, ports, dst, B)   # port += W r
 
 
 @njit(cache=True, nogil=True, inline='always', error_model='numpy')
-def _add_product(Wm, npost, npre, x, y, B):
-    """``y (npost x B) += W x`` for ``W`` (npost, npre) and flat blocks ``x`` (npre x B), ``y``;
-    BLAS for large products."""
+def _add_product(W, wo, npost, npre, x, xo, y, yo, B):
+    """``y[yo:] (npost x B) += W x[xo:]`` for ``W[wo:]`` (npost, npre) and flat (neuron, batch) blocks;
+    BLAS for large products. Unsigned offsets (``_u``) instead of array views: a view costs two atomic
+    reference-count updates, more than the product itself at the sizes of a small circuit."""
     if npost * npre * B >= _BLAS_MIN_SIZE:
-        gemm(False, False, npost, B, npre, 1.0, Wm, x, 1.0, y)
+        gemm(False, False, npost, B, npre, 1.0, W[wo:wo + _u(npost * npre)], x[xo:xo + _u(npre * B)], 1.0,
+             y[yo:yo + _u(npost * B)])
     elif B == 1:
         for o in range(npost):
             acc = 0.0
+            base = wo + _u(o * npre)
             for p in range(npre):
-                acc += Wm[o, p] * x[p]
-            y[o] += acc
+                acc += W[base + _u(p)] * x[xo + _u(p)]
+            y[yo + _u(o)] += acc
     else:
+        uB = _u(B)
         for o in range(npost):
+            base = wo + _u(o * npre)
             for b in range(B):
                 acc = 0.0
                 for p in range(npre):
-                    acc += Wm[o, p] * x[p * B + b]
-                y[o * B + b] += acc
+                    acc += W[base + _u(p)] * x[xo + _u(p) * uB + _u(b)]
+                y[yo + _u(o) * uB + _u(b)] += acc
 
 
 @njit(cache=True, nogil=True, inline='always', error_model='numpy')
-def _add_transposed_product(Wm, npost, npre, e, y, B):
-    """``y (npre x B) += W^T e`` for ``W`` (npost, npre) and flat blocks ``e`` (npost x B), ``y``;
-    rows with e = 0 are skipped."""
+def _add_transposed_product(W, wo, npost, npre, e, eo_, y, yo, B):
+    """``y[yo:] (npre x B) += W^T e[eo_:]`` for ``W[wo:]`` (npost, npre) and flat (neuron, batch) blocks
+    (unsigned offsets, see _add_product); rows with e = 0 are skipped."""
     if npost * npre * B >= _BLAS_MIN_SIZE:
-        gemm(True, False, npre, B, npost, 1.0, Wm, e, 1.0, y)
+        gemm(True, False, npre, B, npost, 1.0, W[wo:wo + _u(npost * npre)], e[eo_:eo_ + _u(npost * B)], 1.0,
+             y[yo:yo + _u(npre * B)])
         return
+    uB = _u(B)
     for o in range(npost):
+        base = wo + _u(o * npre)
         for b in range(B):
-            eo = e[o * B + b]
+            eo = e[eo_ + _u(o) * uB + _u(b)]
             if eo != 0.0:
                 for p in range(npre):
-                    y[p * B + b] += Wm[o, p] * eo
+                    y[yo + _u(p) * uB + _u(b)] += W[base + _u(p)] * eo
 
 
 @njit(cache=True, nogil=True, inline='always', error_model='numpy')
@@ -259,9 +264,8 @@ def _backproject(j, proj_int, W, R, ext, NB, B):
     post_off = proj_int[j, 2]
     npost = proj_int[j, 3]
     off = proj_int[j, 6] if proj_int[j, 9] == 1 else proj_int[j, 10]
-    e = R[_E * NB + post_off * B: _E * NB + (post_off + npost) * B]
-    acc = ext[3 * NB + pre_off * B: 3 * NB + (pre_off + npre) * B]
-    _add_transposed_product(W[off:off + npost * npre].reshape(npost, npre), npost, npre, e, acc, B)  # eps_in += W^T e
+    # eps_in += W^T e
+    _add_transposed_product(W, _u(off), npost, npre, R, _u(_E * NB + post_off * B), ext, _u(3 * NB + pre_off * B), B)
 
 
 @njit(cache=True, nogil=True, error_model='numpy')
@@ -275,17 +279,18 @@ def _error_project(j, proj_int, W, R, ext, NB, B):
     npost = proj_int[j, 3]
     woff = proj_int[j, 6]
     sig = proj_int[j, 5]
-    e = R[sig * NB + pre_off * B: sig * NB + (pre_off + npre) * B]
-    acc = ext[3 * NB + post_off * B: 3 * NB + (post_off + npost) * B]
+    eo = _u(sig * NB + pre_off * B)
+    ao = _u(3 * NB + post_off * B)
     if proj_int[j, 15] >= 0:   # tied to a forward W (npre, npost): the fused form's _backproject product
-        _add_transposed_product(W[woff:woff + npre * npost].reshape(npre, npost), npre, npost, e, acc, B)
+        _add_transposed_product(W, _u(woff), npre, npost, R, eo, ext, ao, B)
         return
     if proj_int[j, 7] == 1:   # one-to-one
         for o in range(npost):
             for b in range(B):
-                acc[o * B + b] += W[woff + o] * e[o * B + b]
+                k = _u(o * B + b)
+                ext[ao + k] += W[_u(woff + o)] * R[eo + k]
         return
-    _add_product(W[woff:woff + npost * npre].reshape(npost, npre), npost, npre, e, acc, B)
+    _add_product(W, _u(woff), npost, npre, R, eo, ext, ao, B)
 
 
 @njit(cache=True, nogil=True, inline='always', error_model='numpy')
@@ -307,19 +312,27 @@ def _soma(i, inputs, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigm
     has_icur = (inputs >> 5) & 1 == 1
     vec = act == 2 or act == 4 or act == 6     # activations.VECTOR_KINDS: phi over the block below
     bad = False
-    for ii in range(off, off + n):
+    # unsigned indices throughout: Numba adds a negative-index wrap-around to every signed index it cannot
+    # prove non-negative, which costs more than the arithmetic in these short loops (see _u)
+    uB = _u(B)
+    oE, oU, oUP, oR, oRP = _u(_E) * _u(NB), _u(_U) * _u(NB), _u(_UP) * _u(NB), _u(_R) * _u(NB), _u(_RP) * _u(NB)
+    oUD, oV0, oV1, oUT = _u(_UD) * _u(NB), _u(_V0) * _u(NB), _u(_V1) * _u(NB), _u(_UT) * _u(NB)
+    p1, p2, p3 = _u(NB), _u(2 * NB), _u(3 * NB)
+    x0 = _u(off) * uB
+    for i_ in range(n):
+        ii = _u(off) + _u(i_)
         gn = g_nud[ii] * gn_gate
         gt = g_lk[ii] + g0[ii] + g1[ii] + gn
         tr = tau_r[ii] if mode == 0 else 1.0 / gt
         for b in range(B):
-            x = ii * B + b
-            v0 = ports[x] + bias[ii] + gamma[ii] * state[_E * NB + x]
+            x = ii * uB + _u(b)
+            v0 = ports[x] + bias[ii] + gamma[ii] * state[oE + x]
             # inputs nobody writes are 0 and not read (saves 5 of 16 memory streams at large batch)
-            v1 = ports[NB + x] if has_ap else 0.0
-            ut = (ports[2 * NB + x] if has_nud else 0.0) + (ext[x] if has_tgt else 0.0)
-            cur_p = ports[3 * NB + x] if has_cur else 0.0
-            cur_e = ext[NB + x] if has_icur else 0.0
-            u = state[_U * NB + x]
+            v1 = ports[p1 + x] if has_ap else 0.0
+            ut = (ports[p2 + x] if has_nud else 0.0) + (ext[x] if has_tgt else 0.0)
+            cur_p = ports[p3 + x] if has_cur else 0.0
+            cur_e = ext[p1 + x] if has_icur else 0.0
+            u = state[oU + x]
             ud = g0[ii] * v0 + g1[ii] * v1 + gn * ut + cur_p + cur_e - gt * u
             up = u + tr * ud
             un = u + dt * ud
@@ -327,29 +340,29 @@ def _soma(i, inputs, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigm
                 un += sigma[ii] * sqdt * rng.standard_normal()
             if not math.isfinite(un):
                 bad = True
-            state[_U * NB + x] = un
-            state[_UP * NB + x] = up
+            state[oU + x] = un
+            state[oUP + x] = up
             if vec:
-                vx[x - off * B] = up
+                vx[x - x0] = up
             else:
                 rr, rp = phi_and_dphi(up, act, a0, a1, a2)
-                state[_R * NB + x] = rr
-                state[_RP * NB + x] = rp
-            state[_UD * NB + x] = ud
-            state[_V0 * NB + x] = v0
-            state[_V1 * NB + x] = v1
-            state[_UT * NB + x] = ut
+                state[oR + x] = rr
+                state[oRP + x] = rp
+            state[oUD + x] = ud
+            state[oV0 + x] = v0
+            state[oV1 + x] = v1
+            state[oUT + x] = ut
     if vec:
         nb = n * B
         m = (nb + 7) // 8 * 8
         for k in range(nb, m):
             vx[k] = 0.0
         phi_dphi_vector(vx, act, a0, a1, a2, vr, vrp, m)
-        r0 = _R * NB + off * B
-        rp0 = _RP * NB + off * B
+        r0 = oR + x0
+        rp0 = oRP + x0
         for k in range(nb):
-            state[r0 + k] = vr[k]
-            state[rp0 + k] = vrp[k]
+            state[r0 + _u(k)] = vr[k]
+            state[rp0 + _u(k)] = vrp[k]
     return bad
 
 
@@ -455,103 +468,114 @@ def _plasticity(j, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dw
     bc1, bc2 = _opt_count(okind != 0, oa, ob, proj_float, j, 9)
     # postsynaptic factor (rule "error": e of the post population, or of its error population)
     eoff = proj_int[j, 16] if proj_int[j, 16] >= 0 else post_off
+    # unsigned offsets and indices (see _soma and _add_product)
+    uB = _u(B)
+    oE, oR, ov = _u(_E) * _u(NB), _u(_R) * _u(NB), _u(vsig) * _u(NB)
+    po = _u(sig * NB + pre_off * B)      # presynaptic rates R[po + p * B + b]
+    uw = _u(woff)
+    x0 = _u(post_off) * uB
     for o in range(npost):
-        ii = post_off + o
+        ii = _u(post_off + o)
         for b in range(B):
-            x = ii * B + b
+            x = ii * uB + _u(b)
+            k = _u(o) * uB + _u(b)
             if rule == 1:
-                f = state[_E * NB + (eoff + o) * B + b]
+                f = state[oE + _u(eoff + o) * uB + _u(b)]
             elif rule == 2:   # Urbanczik-Senn: r - phi(att v_port); vectorised kinds: phi over the block below
                 gp = g1[ii] if port == 1 else g0[ii]
                 att = gp / (g_lk[ii] + g0[ii] + g1[ii])
                 if vec:
-                    vx[o * B + b] = att * state[vsig * NB + x]
+                    vx[k] = att * state[ov + x]
                     f = 0.0
                 else:
-                    f = state[_R * NB + x] - phi(att * state[vsig * NB + x], act, a0, a1, a2)
+                    f = state[oR + x] - phi(att * state[ov + x], act, a0, a1, a2)
             elif rule == 4:  # target_prop (Sacramento Eq. 10): r_post - phi(W r_pre), own weights only
                 acc = 0.0
                 if diag:
-                    acc = W[woff + o] * R[sig * NB + (pre_off + o) * B + b]
+                    acc = W[uw + _u(o)] * R[po + k]
                 else:
                     for p in range(npre):
-                        acc += W[woff + o * npre + p] * R[sig * NB + (pre_off + p) * B + b]
-                f = state[_R * NB + x] - phi(acc, act, a0, a1, a2)
+                        acc += W[uw + _u(o * npre + p)] * R[po + _u(p) * uB + _u(b)]
+                f = state[oR + x] - phi(acc, act, a0, a1, a2)
             else:
-                f = -state[vsig * NB + x]
-            pf[o * B + b] = f
+                f = -state[ov + x]
+            pf[k] = f
     if rule == 2 and vec:
         nb = npost * B
         m = (nb + 7) // 8 * 8
         for k in range(nb, m):
             vx[k] = 0.0
         phi_dphi_vector(vx, act, a0, a1, a2, vr, vrp, m)
-        r0 = _R * NB + post_off * B
+        r0 = oR + x0
         for k in range(nb):
-            pf[k] = state[r0 + k] - vr[k]
-    pre = R[sig * NB + pre_off * B: sig * NB + (pre_off + npre) * B]
+            pf[k] = state[r0 + _u(k)] - vr[k]
     inv_b = 1.0 / B
     if diag:
         for o in range(npost):
             acc = 0.0
             for b in range(B):
-                acc += pf[o * B + b] * pre[o * B + b]
+                k = _u(o) * uB + _u(b)
+                acc += pf[k] * R[po + k]
             upd = acc * inv_b
             if dwoff >= 0:
-                dwf[dwoff + o] += dt / tau_w * (upd - dwf[dwoff + o])
-                upd = dwf[dwoff + o]
+                kd = _u(dwoff + o)
+                dwf[kd] += dt / tau_w * (upd - dwf[kd])
+                upd = dwf[kd]
             if okind != 0:
                 upd = _opt_step(okind, oa, ob, oeps, bc1, bc2, dwf, ooff + o, npost, upd)
-            w = W[woff + o] + c * upd
+            w = W[uw + _u(o)] + c * upd
             if wmax > 0.0:
                 w = min(max(w, -wmax), wmax)
-            W[woff + o] = w
+            W[uw + _u(o)] = w
         return
-    Wm = W[woff:woff + npost * npre].reshape(npost, npre)
+    blas = B > 1 and npost * npre * B >= _BLAS_MIN_SIZE
     if dwoff < 0 and moff < 0 and wmax <= 0.0 and okind == 0:
         # fast path (plain SGD, dense): W += c <f r^T>; rows with zero post factor are skipped
-        if B > 1 and npost * npre * B >= _BLAS_MIN_SIZE:
-            gemm(False, True, npost, npre, B, c * inv_b, pf, pre, 1.0, W[woff:woff + npost * npre])  # W += c <f r^T>
+        if blas:
+            gemm(False, True, npost, npre, B, c * inv_b, pf, R[po:po + _u(npre * B)], 1.0,
+                 W[uw:uw + _u(npost * npre)])  # W += c <f r^T>
         elif B == 1:
             for o in range(npost):
                 co = c * pf[o]
                 if co != 0.0:
+                    base = uw + _u(o * npre)
                     for p in range(npre):
-                        Wm[o, p] += co * pre[p]
+                        W[base + _u(p)] += co * R[po + _u(p)]
         else:
             for o in range(npost):
+                base = uw + _u(o * npre)
                 for p in range(npre):
                     upd = 0.0
                     for b in range(B):
-                        upd += pf[o * B + b] * pre[p * B + b]
-                    Wm[o, p] += c * (upd * inv_b)
+                        upd += pf[_u(o) * uB + _u(b)] * R[po + _u(p) * uB + _u(b)]
+                    W[base + _u(p)] += c * (upd * inv_b)
         return
-    blas = B > 1 and npost * npre * B >= _BLAS_MIN_SIZE
     if blas:
-        upd2 = np.dot(pf[:npost * B].reshape(npost, B), pre.reshape(npre, B).T) * inv_b
+        upd2 = np.dot(pf[:npost * B].reshape(npost, B), R[po:po + _u(npre * B)].reshape(npre, B).T) * inv_b
     for o in range(npost):
         for p in range(npre):
             if blas:
                 upd = upd2[o, p]
             elif B == 1:
-                upd = pf[o] * pre[p]
+                upd = pf[o] * R[po + _u(p)]
             else:
                 upd = 0.0
                 for b in range(B):
-                    upd += pf[o * B + b] * pre[p * B + b]
+                    upd += pf[_u(o) * uB + _u(b)] * R[po + _u(p) * uB + _u(b)]
                 upd *= inv_b
+            kw = _u(o * npre + p)
             if dwoff >= 0:
-                k = dwoff + o * npre + p
-                dwf[k] += dt / tau_w * (upd - dwf[k])
-                upd = dwf[k]
+                kd = _u(dwoff) + kw
+                dwf[kd] += dt / tau_w * (upd - dwf[kd])
+                upd = dwf[kd]
             if okind != 0:
                 upd = _opt_step(okind, oa, ob, oeps, bc1, bc2, dwf, ooff + o * npre + p, npost * npre, upd)
-            w = Wm[o, p] + c * upd
+            w = W[uw + kw] + c * upd
             if moff >= 0:
-                w *= masks[moff + o * npre + p]
+                w *= masks[_u(moff) + kw]
             if wmax > 0.0:
                 w = min(max(w, -wmax), wmax)
-            Wm[o, p] = w
+            W[uw + kw] = w
 
 
 @njit(cache=True, nogil=True, error_model='numpy')
