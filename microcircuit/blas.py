@@ -18,27 +18,27 @@ from numba.np.linalg import _BLAS, ensure_blas
 ensure_blas()     # fail at import, with Numba's message, if SciPy's BLAS is missing
 
 
-def gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c):
+def gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c, sab):
     """``c[:m*n] (m x n) <- alpha op(a) op(b) + beta c`` for flat C-ordered blocks ``a``, ``b``, ``c``;
     ``op(a)`` is ``a`` stored (m x k), or ``a`` stored (k x m) and transposed if ``trans_a``; likewise b.
-    Callable from Numba code only."""
+    ``sab``: a work array of at least 2 elements of c's dtype that carries alpha and beta to BLAS (the
+    kernel runs without Numba's allocator). Callable from Numba code only."""
     raise NotImplementedError("microcircuit.blas.gemm is for Numba-compiled code")
 
 
 @overload(gemm, jit_options={"cache": True})
-def _gemm_impl(trans_a, trans_b, m, n, k, alpha, a, b, beta, c):
+def _gemm_impl(trans_a, trans_b, m, n, k, alpha, a, b, beta, c, sab):
     xxgemm = _BLAS().numba_xxgemm(c.dtype)
     kind = ord("d") if c.dtype == types.float64 else ord("s")
 
-    def impl(trans_a, trans_b, m, n, k, alpha, a, b, beta, c):
+    def impl(trans_a, trans_b, m, n, k, alpha, a, b, beta, c, sab):
         if m == 0 or n == 0:
             return
-        sa = np.empty(2, c.dtype)
-        sa[0] = alpha
-        sa[1] = beta
+        sab[0] = alpha
+        sab[1] = beta
         lda = m if trans_a else k       # stored row length of a
         ldb = k if trans_b else n
         # column-major view: C^T (n x m) = op(b)^T (n x k) op(a)^T (k x m)
         xxgemm(kind, ord("t") if trans_b else ord("n"), ord("t") if trans_a else ord("n"), n, m, k,
-               sa[0:1].ctypes, b.ctypes, ldb, a.ctypes, lda, sa[1:2].ctypes, c.ctypes, n)
+               sab[0:1].ctypes, b.ctypes, ldb, a.ctypes, lda, sab[1:2].ctypes, c.ctypes, n)
     return impl

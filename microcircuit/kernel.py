@@ -46,26 +46,43 @@ _BLAS_MIN_SIZE = 16384   # products of at least this many multiply-adds (n_post*
 def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma,
               sigma, bias, err_tau, proj_int, proj_float, W, dwf, masks, state, prev, ports, ext,
               stim_int, stim, stim_row, gates, rec_int, rec_idx, rec_buf, rng, status):
+    """Allocate the chunk's work arrays and run its steps (:func:`_run_steps`)."""
+    max_n = 1
+    for i in range(pop_int.shape[0]):
+        max_n = max(max_n, pop_int[i, 1])
+    # weight-sized block for the batched update of filtered/optimised/masked plasticity (B > 1)
+    max_w = 1
+    if B > 1:
+        for j in range(proj_int.shape[0]):
+            max_w = max(max_w, proj_int[j, 1] * proj_int[j, 3])
+    m8 = (max_n * B + 7) // 8 * 8
+    n_rec = rec_int.shape[0]
+    _run_steps(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma,
+               sigma, bias, err_tau, proj_int, proj_float, W, dwf, masks, state, prev, ports, ext,
+               stim_int, stim, stim_row, gates, rec_int, rec_idx, rec_buf, rng, status,
+               np.zeros(max_n * B, dtype=state.dtype), np.zeros(m8), np.zeros(m8), np.zeros(m8), np.zeros(B),
+               np.empty(max_w, dtype=state.dtype), np.zeros(2, dtype=state.dtype),
+               np.empty(n_rec, np.int64), np.zeros(n_rec, np.int64), np.empty(n_rec, np.int64))
+
+
+# Compiled without Numba's reference counting (_nrt=False): every array the steps use is allocated by
+# run_chunk, and the helpers inlined below would otherwise add an atomic increment and decrement per
+# array argument per op per step (measured: 10 % of a Bars microcircuit step).
+@njit(cache=True, nogil=True, error_model='numpy', _nrt=False)
+def _run_steps(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma,
+               sigma, bias, err_tau, proj_int, proj_float, W, dwf, masks, state, prev, ports, ext,
+               stim_int, stim, stim_row, gates, rec_int, rec_idx, rec_buf, rng, status,
+               scratch, vx, vr, vrp, sm, wbuf, sab, rec_next, rec_j, rec_lo):
+    """The time loop. Work arrays: ``scratch`` (postsynaptic factors), ``vx, vr, vrp`` (padded blocks of
+    the vectorised activations: input, phi, phi'), ``sm`` (softmax normalisers), ``wbuf`` (a weight-sized
+    update), ``sab`` (BLAS alpha and beta); recording plan ``rec_next, rec_j, rec_lo``."""
     NB = N * B
     sqdt = math.sqrt(dt)
     R = prev if scheme == 0 else state
     n_ops = ops.shape[0]
-    max_n = 1
-    for i in range(pop_int.shape[0]):
-        max_n = max(max_n, pop_int[i, 1])
-    scratch = np.zeros(max_n * B, dtype=state.dtype)
-    # padded blocks for the vectorised activations (activations.phi_dphi_vector): input, phi, phi'
-    m8 = (max_n * B + 7) // 8 * 8
-    vx = np.zeros(m8)
-    vr = np.zeros(m8)
-    vrp = np.zeros(m8)
-    sm = np.zeros(B)
     # recording plan of this chunk: the chunk step of each rec row's next record (no integer division in
     # the time loop), its record counter, and the first neuron of a contiguous selection (-1: gather)
     n_rec = rec_int.shape[0]
-    rec_next = np.empty(n_rec, np.int64)
-    rec_j = np.zeros(n_rec, np.int64)
-    rec_lo = np.empty(n_rec, np.int64)
     for rr in range(n_rec):
         stride = rec_int[rr, 4]
         rec_next[rr] = ((k0 + stride - 1) // stride) * stride - k0
@@ -128,7 +145,7 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
                         for x in range(n * B):
                             ports[lo + _u(x)] = 0.0
             elif op == 3:  # accumulate a projection into its post port
-                _project(arg, proj_int, W, R, ports, NB, B)
+                _project(arg, proj_int, W, R, ports, NB, B, sab)
             elif op == 4:  # soma (arg = pop + P * input mask: bits 1-3 apical/nudge/current ports, 4-5 ext)
                 npop = pop_int.shape[0]
                 bad = _soma(arg % npop, arg // npop, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigma,
@@ -148,21 +165,21 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
                     status[3] = _E
                     return
             elif op == 6:  # send errors back through W^T (or fixed B)
-                _backproject(arg, proj_int, W, R, ext, NB, B)
+                _backproject(arg, proj_int, W, R, ext, NB, B, sab)
             elif op == 7:  # plasticity
                 eta = proj_float[arg, 0]
                 g = gates[kk, 1]
                 if g != 0.0 and eta != 0.0 and t >= proj_float[arg, 3] and t < proj_float[arg, 4]:
                     _plasticity(arg, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dwf, masks,
-                                state, R, dt * eta * g, dt, NB, B, scratch, vx, vr, vrp)
+                                state, R, dt * eta * g, dt, NB, B, scratch, vx, vr, vrp, wbuf, sab)
             elif op == 8:  # bias and time-constant learning (checked here: a call costs more than nothing)
                 if gates[kk, 1] != 0.0 and (pop_float[arg, 3] != 0.0 or (pop_int[arg, 6] != 0
                                                                          and pop_float[arg, 1] != 0.0)):
                     _pop_learn(arg, pop_int, pop_float, g0, bias, state, gates[kk, 1], dt, NB, B, dwf)
             elif op == 9:  # cortical mapping: errors between error populations (W^T e tied, or fixed B e)
-                _error_project(arg, proj_int, W, R, ext, NB, B)
+                _error_project(arg, proj_int, W, R, ext, NB, B, sab)
             elif op == 10:  # cortical mapping: a projection carrying e reads the current step's error
-                _project(arg, proj_int, W, state, ports, NB, B)
+                _project(arg, proj_int, W, state, ports, NB, B, sab)
         # recording: row rr writes record j of its block rec_buf[boff:], laid out (record, batch, neuron, comp)
         for rr in range(n_rec):
             if kk != rec_next[rr]:
@@ -193,7 +210,7 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
 
 
 @njit(cache=True, nogil=True, inline='always', error_model='numpy')
-def _project(j, proj_int, W, R, ports, NB, B):
+def _project(j, proj_int, W, R, ports, NB, B, sab):
     pre_off = proj_int[j, 0]
     npre = proj_int[j, 1]
     post_off = proj_int[j, 2]
@@ -210,17 +227,17 @@ def _project(j, proj_int, W, R, ports, NB, B):
                 k = _u(o * B + b)
                 ports[dst + k] += w * R[src + k]
         return
-    _add_product(W, _u(woff), npost, npre, R, src, ports, dst, B)   # port += W r
+    _add_product(W, _u(woff), npost, npre, R, src, ports, dst, B, sab)   # port += W r
 
 
 @njit(cache=True, nogil=True, inline='always', error_model='numpy')
-def _add_product(W, wo, npost, npre, x, xo, y, yo, B):
+def _add_product(W, wo, npost, npre, x, xo, y, yo, B, sab):
     """``y[yo:] (npost x B) += W x[xo:]`` for ``W[wo:]`` (npost, npre) and flat (neuron, batch) blocks;
     BLAS for large products. Unsigned offsets (``_u``) instead of array views: a view costs two atomic
     reference-count updates, more than the product itself at the sizes of a small circuit."""
     if npost * npre * B >= _BLAS_MIN_SIZE:
         gemm(False, False, npost, B, npre, 1.0, W[wo:wo + _u(npost * npre)], x[xo:xo + _u(npre * B)], 1.0,
-             y[yo:yo + _u(npost * B)])
+             y[yo:yo + _u(npost * B)], sab)
     elif B == 1:
         for o in range(npost):
             acc = 0.0
@@ -240,12 +257,12 @@ def _add_product(W, wo, npost, npre, x, xo, y, yo, B):
 
 
 @njit(cache=True, nogil=True, inline='always', error_model='numpy')
-def _add_transposed_product(W, wo, npost, npre, e, eo_, y, yo, B):
+def _add_transposed_product(W, wo, npost, npre, e, eo_, y, yo, B, sab):
     """``y[yo:] (npre x B) += W^T e[eo_:]`` for ``W[wo:]`` (npost, npre) and flat (neuron, batch) blocks
     (unsigned offsets, see _add_product); rows with e = 0 are skipped."""
     if npost * npre * B >= _BLAS_MIN_SIZE:
         gemm(True, False, npre, B, npost, 1.0, W[wo:wo + _u(npost * npre)], e[eo_:eo_ + _u(npost * B)], 1.0,
-             y[yo:yo + _u(npre * B)])
+             y[yo:yo + _u(npre * B)], sab)
         return
     uB = _u(B)
     for o in range(npost):
@@ -258,18 +275,18 @@ def _add_transposed_product(W, wo, npost, npre, e, eo_, y, yo, B):
 
 
 @njit(cache=True, nogil=True, inline='always', error_model='numpy')
-def _backproject(j, proj_int, W, R, ext, NB, B):
+def _backproject(j, proj_int, W, R, ext, NB, B, sab):
     pre_off = proj_int[j, 0]
     npre = proj_int[j, 1]
     post_off = proj_int[j, 2]
     npost = proj_int[j, 3]
     off = proj_int[j, 6] if proj_int[j, 9] == 1 else proj_int[j, 10]
     # eps_in += W^T e
-    _add_transposed_product(W, _u(off), npost, npre, R, _u(_E * NB + post_off * B), ext, _u(3 * NB + pre_off * B), B)
+    _add_transposed_product(W, _u(off), npost, npre, R, _u(_E * NB + post_off * B), ext, _u(3 * NB + pre_off * B), B, sab)
 
 
 @njit(cache=True, nogil=True, error_model='numpy')
-def _error_project(j, proj_int, W, R, ext, NB, B):
+def _error_project(j, proj_int, W, R, ext, NB, B, sab):
     """Cortical mapping: a signal (errors e of an error population, or rates) into the error input of
     an error population (post): ``acc += W^T e`` with W the tied forward weights (n_pre, n_post), or
     ``acc += B x`` with the projection's own fixed weights (n_post, n_pre, or one-to-one)."""
@@ -282,7 +299,7 @@ def _error_project(j, proj_int, W, R, ext, NB, B):
     eo = _u(sig * NB + pre_off * B)
     ao = _u(3 * NB + post_off * B)
     if proj_int[j, 15] >= 0:   # tied to a forward W (npre, npost): the fused form's _backproject product
-        _add_transposed_product(W, _u(woff), npre, npost, R, eo, ext, ao, B)
+        _add_transposed_product(W, _u(woff), npre, npost, R, eo, ext, ao, B, sab)
         return
     if proj_int[j, 7] == 1:   # one-to-one
         for o in range(npost):
@@ -290,7 +307,7 @@ def _error_project(j, proj_int, W, R, ext, NB, B):
                 k = _u(o * B + b)
                 ext[ao + k] += W[_u(woff + o)] * R[eo + k]
         return
-    _add_product(W, _u(woff), npost, npre, R, eo, ext, ao, B)
+    _add_product(W, _u(woff), npost, npre, R, eo, ext, ao, B, sab)
 
 
 @njit(cache=True, nogil=True, inline='always', error_model='numpy')
@@ -439,7 +456,7 @@ def _opt_step(kind, a, b, eps, bc1, bc2, buf, k, n, g):
 
 @njit(cache=True, nogil=True, inline='always', error_model='numpy')
 def _plasticity(j, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dwf, masks, state, R, c, dt,
-                NB, B, pf, vx, vr, vrp):
+                NB, B, pf, vx, vr, vrp, wbuf, sab):
     pre_off = proj_int[j, 0]
     npre = proj_int[j, 1]
     post_off = proj_int[j, 2]
@@ -533,7 +550,7 @@ def _plasticity(j, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dw
         # fast path (plain SGD, dense): W += c <f r^T>; rows with zero post factor are skipped
         if blas:
             gemm(False, True, npost, npre, B, c * inv_b, pf, R[po:po + _u(npre * B)], 1.0,
-                 W[uw:uw + _u(npost * npre)])  # W += c <f r^T>
+                 W[uw:uw + _u(npost * npre)], sab)  # W += c <f r^T>
         elif B == 1:
             for o in range(npost):
                 co = c * pf[o]
@@ -551,11 +568,12 @@ def _plasticity(j, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dw
                     W[base + _u(p)] += c * (upd * inv_b)
         return
     if blas:
-        upd2 = np.dot(pf[:npost * B].reshape(npost, B), R[po:po + _u(npre * B)].reshape(npre, B).T) * inv_b
+        # <f r^T> over the batch into the work block (npost x npre)
+        gemm(False, True, npost, npre, B, inv_b, pf, R[po:po + _u(npre * B)], 0.0, wbuf, sab)
     for o in range(npost):
         for p in range(npre):
             if blas:
-                upd = upd2[o, p]
+                upd = wbuf[o * npre + p]
             elif B == 1:
                 upd = pf[o] * R[po + _u(p)]
             else:
