@@ -191,21 +191,22 @@ def _run_steps(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g
             poff = rec_int[rr, 1]
             nsel = rec_int[rr, 3]
             ncomp = rec_int[rr, 6]
-            dst = rec_int[rr, 5] + j * B * nsel * ncomp + rec_int[rr, 7]
+            dst = _u(rec_int[rr, 5] + j * B * nsel * ncomp + rec_int[rr, 7])
             lo = rec_lo[rr]
             if B == 1 and lo >= 0:  # contiguous neurons, one batch row: a strided copy of nsel values
-                src = code * NB + poff + lo
+                src = _u(code * NB + poff + lo)
                 if ncomp == 1:
                     for s in range(nsel):
-                        rec_buf[dst + s] = state[src + s]
+                        rec_buf[dst + _u(s)] = state[src + _u(s)]
                 else:
                     for s in range(nsel):
-                        rec_buf[dst + s * ncomp] = state[src + s]
+                        rec_buf[dst + _u(s * ncomp)] = state[src + _u(s)]
             else:
                 ioff = rec_int[rr, 2]
                 for b in range(B):
                     for s in range(nsel):
-                        rec_buf[dst + (b * nsel + s) * ncomp] = state[code * NB + (poff + rec_idx[ioff + s]) * B + b]
+                        rec_buf[dst + _u((b * nsel + s) * ncomp)] = state[
+                            _u(code * NB + (poff + rec_idx[_u(ioff + s)]) * B + b)]
     status[0] = K
 
 
