@@ -143,6 +143,19 @@ VECTOR_KINDS = (2, 4, 6)                 # logistic, softplus, soft_rectifier
 _PAD = 8                                 # doubles per AVX-512 register
 
 
+_EXP_TAYLOR = tuple(1.0 / math.factorial(k) for k in range(13, 1, -1))     # 1/13!, ..., 1/2!
+_ATANH_SERIES = tuple(1.0 / k for k in range(21, 2, -2))                    # 1/21, 1/19, ..., 1/3
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _horner(x, coefs):
+    """sum_k coefs[k] x^(n-1-k) by Horner's rule (the tuple is a compile-time constant: unrolled)."""
+    p = coefs[0]
+    for k in range(1, len(coefs)):
+        p = p * x + coefs[k]
+    return p
+
+
 @intrinsic
 def _f64_from_bits(typingctx, i):
     """The float64 whose IEEE-754 bit pattern is the int64 ``i`` (2^k without a call to ldexp)."""
@@ -158,18 +171,7 @@ def _exp_neg(a):
     a = min(a, 708.0)
     t = math.floor(a * _LOG2E + 0.5)
     r = (t * _LN2_HI - a) + t * _LN2_LO
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
+    p = _horner(r, _EXP_TAYLOR)             # (e^r - 1 - r) / r^2
     p = p * r * r + r                        # e^r - 1
     return (1.0 + p) * _f64_from_bits((1023 - np.int64(t)) << 52)
 
@@ -181,16 +183,7 @@ def _log1p_unit(z):
     big = z > _SQRT2M1
     s = (z - 1.0) / (z + 3.0) if big else z / (z + 2.0)
     s2 = s * s
-    q = 1.0 / 21.0
-    q = q * s2 + 1.0 / 19.0
-    q = q * s2 + 1.0 / 17.0
-    q = q * s2 + 1.0 / 15.0
-    q = q * s2 + 1.0 / 13.0
-    q = q * s2 + 1.0 / 11.0
-    q = q * s2 + 1.0 / 9.0
-    q = q * s2 + 1.0 / 7.0
-    q = q * s2 + 1.0 / 5.0
-    q = q * s2 + 1.0 / 3.0
+    q = _horner(s2, _ATANH_SERIES)          # (atanh(s) / s - 1) / s^2
     res = 2.0 * s + 2.0 * s * (s2 * q)
     return (_LN2_HI + (res + _LN2_LO)) if big else res
 
