@@ -151,6 +151,8 @@ class Simulation:
         self.progress = progress
         self.output_path = output
         self._specs, self._plan = self._build_plan(recordings)
+        self._rec_strides = sorted({spec.stride for spec, _, _, _ in self._plan})
+        self._rec_cache = {}    # recording tables per (chunk length, stride phases), see _rec_tables
         base_attrs = {"dt": program.dt, "seed": int(program.seed), "scheme": program.scheme,
                       "batch": program.batch, "dtype": str(program.dtype)}
         base_attrs.update(attrs or {})
@@ -243,23 +245,32 @@ class Simulation:
 
     def _rec_tables(self, k0, K):
         B = self.program.batch
-        rows, idx_parts, views = [], [], []
-        boff, ioff = 0, 0
-        for spec, codes, poff, idx in self._plan:
-            s = spec.stride
-            first = (k0 + s - 1) // s
-            last = (k0 + K - 1) // s
-            n_rec = max(last - first + 1, 0)
-            ncomp = len(codes)
-            size = n_rec * B * len(idx) * ncomp
-            for ci, code in enumerate(codes):
-                rows.append((code, poff, ioff, len(idx), s, boff, ncomp, ci))
-            views.append((spec, boff, n_rec, ncomp, first))
-            idx_parts.append(idx)
-            ioff += len(idx)
-            boff += size
-        rec_int = np.asarray(rows, np.int64).reshape(-1, 8)
-        rec_idx = np.concatenate(idx_parts).astype(np.int64) if idx_parts else np.zeros(0, np.int64)
+        # the tables depend on k0 only through each stride's phase: cached per (K, phases)
+        key = (K, tuple(k0 % s for s in self._rec_strides))
+        cache = self._rec_cache
+        if key not in cache:
+            if len(cache) > 64:
+                cache.clear()
+            rows, idx_parts, layout = [], [], []
+            boff, ioff = 0, 0
+            for spec, codes, poff, idx in self._plan:
+                s = spec.stride
+                first = (k0 + s - 1) // s
+                last = (k0 + K - 1) // s
+                n_rec = max(last - first + 1, 0)
+                ncomp = len(codes)
+                size = n_rec * B * len(idx) * ncomp
+                for ci, code in enumerate(codes):
+                    rows.append((code, poff, ioff, len(idx), s, boff, ncomp, ci))
+                layout.append((spec, boff, n_rec, ncomp, first - k0 // s))
+                idx_parts.append(idx)
+                ioff += len(idx)
+                boff += size
+            cache[key] = (np.asarray(rows, np.int64).reshape(-1, 8),
+                          np.concatenate(idx_parts).astype(np.int64) if idx_parts else np.zeros(0, np.int64),
+                          layout, boff)
+        rec_int, rec_idx, layout, boff = cache[key]
+        views = [(spec, bo, n_rec, ncomp, k0 // spec.stride + d) for spec, bo, n_rec, ncomp, d in layout]
         # The recorded blocks are views of this buffer (no copy on the way to the recorder):
         # * in memory, every chunk records into a fresh buffer that the MemoryRecorder keeps;
         # * to Zarr, two buffers alternate: the writer thread reads one while the kernel fills the
@@ -387,10 +398,13 @@ class Simulation:
             return
         B = self.program.batch
         blocks, steps = {}, {}
+        step_arrays = {}      # one array of record steps per (first record, count, stride), shared by its variables
         for spec, boff, n_rec, ncomp, first in views:
-            st = (first + np.arange(n_rec)) * spec.stride
-            keep = st < k0 + done
-            n_keep = int(keep.sum())
+            # records at steps >= k0 + done were not reached (the kernel stopped early): dropped
+            n_keep = min(n_rec, max(0, -(-(k0 + done) // spec.stride) - first))
+            skey = (first, n_keep, spec.stride)
+            if skey not in step_arrays:
+                step_arrays[skey] = (first + np.arange(n_keep)) * spec.stride
             size = n_rec * B * len(spec.neurons) * ncomp
             arr = rec_buf[boff:boff + size].reshape(n_rec, B, len(spec.neurons), ncomp)[:n_keep]
             if spec.compartments is None:
@@ -400,7 +414,7 @@ class Simulation:
             if spec.dtype != arr.dtype and isinstance(self._recorder, MemoryRecorder):
                 arr = arr.astype(spec.dtype)
             blocks[spec.key] = arr
-            steps[spec.key] = st[:n_keep]
+            steps[spec.key] = step_arrays[skey]
         if any(len(s) for s in steps.values()):
             nonempty = [k for k in blocks if len(steps[k])]
             self._write({k: blocks[k] for k in nonempty}, {k: steps[k] for k in nonempty})
