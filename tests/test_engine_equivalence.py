@@ -183,3 +183,32 @@ def test_kernel_equals_reference_at_large_batch_with_noise():
                    output={"loss": "rate", "tau_m": 1.0, "sigma": 0.05}, eta=0.1,
                    weights={"dist": "normal", "std": 0.3})
     _kernel_vs_reference_ou(c, batch=192, steps=60)
+
+
+def test_batch_one_fast_paths_equal_the_batched_loops():
+    """At batch 1 the kernel takes its fast paths (one branch-free soma loop over neurons, vectorised
+    logistic/softplus, unsigned offsets); at batch 2 with the same input in both columns it runs the
+    general loops. Both columns of the batched run must equal the batch-1 run to rounding (1e-13 after
+    500 steps of plasticity: the batch-1 update groups c f r as (c f) r, the batched one as c (f r));
+    a wrong input flag or offset in a fast path gives differences of order one."""
+    from microcircuit.microcircuit import dendritic_microcircuit
+    c = dendritic_microcircuit((4, 6, 2), preset="bern", latent_equilibrium=True,
+                               eta={"up": [0.5, 0.05], "ip": 0.1, "pi": 0.1}, seed=0)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (40, 4)), rng.uniform(0, 1, (40, 2))
+    out = {}
+    for batch in (1, 2):
+        stim = [ArrayStimulus("input", x, hold_steps=7, repeat=True),
+                ArrayStimulus("output", y, hold_steps=7, repeat=True, kind="target")]
+        prog = mc.compile(c, dt=0.1, batch=batch, seed=0, stimuli=stim)
+        sim = Simulation(prog, chunk_steps=100, recordings=[Recording("pyr1", ["r", "v_B"])])
+        sim.run(steps=500)
+        out[batch] = (prog.state.reshape(-1, prog.n_total, batch), prog.weights.copy(),
+                      sim.results()["pyr1"]["r"].values)
+    s1, w1, r1 = out[1]
+    s2, w2, r2 = out[2]
+    np.testing.assert_allclose(w2, w1, rtol=1e-13, atol=1e-13)
+    for b in range(2):
+        np.testing.assert_allclose(s2[..., b], s1[..., 0], rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(r2[:, b], r1[:, 0], rtol=1e-13, atol=1e-13)
+    assert np.ptp(w1) > 0 and np.abs(r1).max() > 0
