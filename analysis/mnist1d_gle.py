@@ -266,7 +266,7 @@ def main(argv=None):
         write_scenario()
         return None
     if a.summary is not None:
-        summarise(a.summary or [12, 34, 56], Path(a.out))
+        summarise(a.summary or [12, 34, 56], Path(a.out), a.tag)
         return None
     kw = dict(seed=a.seed, eta=a.eta, bias=a.bias, plateau=not a.no_plateau, patience=a.patience, dtype=a.dtype,
               min_rate=a.min_rate)
@@ -281,13 +281,14 @@ def main(argv=None):
     return log
 
 
-def summarise(seeds, out):
-    """``mnist1d_gle.md``/``.csv``/``.png``: final (last-epoch) test accuracy per seed, mean and std,
-    from the per-seed CSV files written by the runs (the paper reports the final-epoch accuracy)."""
+def summarise(seeds, out, tag=""):
+    """``mnist1d_gle<tag>.md``/``.csv``/``.png``: final (last-epoch) test accuracy per seed, mean and std,
+    from the per-seed CSV files ``mnist1d_gle_seed<s><tag>.csv`` written by the runs (the paper reports the
+    final-epoch accuracy); ``tag`` selects a variant (``_f32``: float32 state and weights)."""
     import csv
     rows, curves = [], {}
     for s in seeds:
-        f = out / f"mnist1d_gle_seed{s}.csv"
+        f = out / f"mnist1d_gle_seed{s}{tag}.csv"
         if not f.is_file():
             continue
         log = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(open(f))]
@@ -297,14 +298,15 @@ def summarise(seeds, out):
                          best_test_acc=max(r["test_acc"] for r in log), final_train_acc=log[-1]["train_acc"],
                          final_lr=log[-1]["lr"], wall_h=sec / 3600, s_per_epoch=sec / len(log)))
     if not rows:
-        raise SystemExit(f"no mnist1d_gle_seed<s>.csv in {out} for seeds {seeds}")
+        raise SystemExit(f"no mnist1d_gle_seed<s>{tag}.csv in {out} for seeds {seeds}")
     acc = np.array([r["final_test_acc"] for r in rows])
     done = all(r["epochs"] >= 150 for r in rows)
-    lines = ["# MNIST-1D, 15k end-to-end GLE network: summary over seeds", "",
+    variant = {"": "", "_f32": " (float32 state and weights, as the reference code)"}.get(tag, f" (variant {tag})")
+    lines = [f"# MNIST-1D, 15k end-to-end GLE network{variant}: summary over seeds", "",
              "Protocol of the reference code (`plastic_e2e.py`): Adam 1e-3 per step on weights and biases, "
              "ReduceLROnPlateau(patience 2, x0.5) on the per-step test cross-entropy, batch 100, 360 steps per "
              "sample, state never reset, prediction = argmax of the output summed over the sample (models.md "
-             "§C.8). Per-epoch details: mnist1d_gle_seed<s>.md. Wall clock: this 2-core machine, the seeds run "
+             "§C.8). Per-epoch details: mnist1d_gle_seed<s>" + tag + ".md. Wall clock: this 2-core machine, the seeds run "
              "side by side (other jobs sharing the cores).", "",
              "| seed | epochs | final test acc | best test acc | final train acc (running) | final lr/step | "
              "wall h | s/epoch |", "|---|---|---|---|---|---|---|---|"]
@@ -314,8 +316,8 @@ def summarise(seeds, out):
     lines += ["", f"Final test accuracy, mean +- std over {len(rows)} seeds: {100 * acc.mean():.1f} +- "
               f"{100 * acc.std():.1f} % ({'all runs at 150 epochs' if done else 'runs not all finished'}). "
               "Paper (10 seeds, 150 epochs): 91.7 +- 0.8 %; acceptance: >= 90 % mean of 3 seeds."]
-    write_report(out, "mnist1d_gle", lines, rows)
-    plot_accuracy(out / "mnist1d_gle.png",
+    write_report(out, "mnist1d_gle" + tag, lines, rows)
+    plot_accuracy(out / f"mnist1d_gle{tag}.png",
                   [(f"GLE 15k, seed {s}", [r["epoch"] for r in log], [r["test_acc"] for r in log])
                    for s, log in curves.items()],
                   [("paper, 150 epochs: 91.7 %", 0.917, ":"), ("acceptance 90 %", 0.90, "--")],
