@@ -67,8 +67,17 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
 
 # Compiled without Numba's reference counting (_nrt=False): every array the steps use is allocated by
 # run_chunk, and the helpers inlined below would otherwise add an atomic increment and decrement per
-# array argument per op per step (measured: 10 % of a Bars microcircuit step).
-@njit(cache=True, nogil=True, error_model='numpy', _nrt=False)
+# array argument per op per step (measured: 10 % of a Bars microcircuit step). The option is Numba's
+# internal one (numba.core.options.DefaultOptions._nrt); should a release drop it, the loop compiles
+# with reference counting and runs as before, only slower.
+try:
+    from numba.core.options import DefaultOptions as _NumbaOptions
+    _NO_REFCOUNTS = {"_nrt": False} if hasattr(_NumbaOptions, "_nrt") else {}
+except ImportError:
+    _NO_REFCOUNTS = {}
+
+
+@njit(cache=True, nogil=True, error_model='numpy', **_NO_REFCOUNTS)
 def _run_steps(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma,
                sigma, bias, err_tau, proj_int, proj_float, W, dwf, masks, state, prev, ports, ext,
                stim_int, stim, stim_row, gates, rec_int, rec_idx, rec_buf, rng, status,
