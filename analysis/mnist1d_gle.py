@@ -335,7 +335,8 @@ def write(log, a):
              f"and biases, {a.eta * 0.2:g} per step" + ("" if a.no_plateau else
                                                        f", ReduceLROnPlateau(patience {getattr(a, 'patience', 2)}, x0.5, floor "
                                                        f"{getattr(a, 'min_rate', 0.0):g}/step) on the test loss")
-             + f"; biases: {a.bias}.", "",
+             + f"; biases: {a.bias}" + ("" if getattr(a, "dtype", "float64") == "float64"
+                                        else f"; state, weights and optimiser in {a.dtype}") + ".", "",
              "| epoch | batches | train acc (running) | train loss | test acc | test acc, offset removed | test loss "
              "| lr/step | s / batch | s train | s test |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in log:
