@@ -134,13 +134,25 @@ def phi_and_dphi(x, kind, p0, p1, p2):
 # libm's exp and log1p are calls that LLVM cannot vectorise (no SVML here); written out as polynomials
 # with Cody-Waite reduction and run over blocks padded to a multiple of 8 they become AVX code:
 # measured 101 ns instead of 323 ns for a population of 30 (3 ns instead of 11 per neuron).
-# Accuracy (tests/test_activations.py): e^{-a} within 1 ulp and log1p within 2 ulp of NumPy.
+# Accuracy (tests/test_activations_vector.py): e^{-a} within 1 ulp and log1p within 2 ulp of NumPy.
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01     # ln 2 split so that n * _LN2_HI is exact (fdlibm)
 _LN2_LO = 1.90821492927058770002e-10
 _SQRT2M1 = 0.41421356237309503
 VECTOR_KINDS = (2, 4, 6)                 # logistic, softplus, soft_rectifier
-_PAD = 8                                 # doubles per AVX-512 register
+_PAD = 8                                 # doubles per AVX-512 register: blocks are padded to a multiple
+
+
+@njit(cache=True, inline="always")
+def is_vector_kind(kind):
+    """Whether :func:`phi_dphi_vector` evaluates this activation (the kinds in ``VECTOR_KINDS``)."""
+    return kind == 2 or kind == 4 or kind == 6
+
+
+@njit(cache=True, inline="always")
+def padded_length(n):
+    """n rounded up to a multiple of ``_PAD``: the length of the blocks :func:`phi_dphi_vector` uses."""
+    return (n + _PAD - 1) // _PAD * _PAD
 
 
 _EXP_TAYLOR = tuple(1.0 / math.factorial(k) for k in range(13, 1, -1))     # 1/13!, ..., 1/2!
@@ -189,9 +201,13 @@ def _log1p_unit(z):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def phi_dphi_vector(x, kind, p0, p1, p2, r, rp, m):
-    """``r[k], rp[k] = phi(x[k]), phi'(x[k])`` for k < m, m a multiple of 8, for the kinds in
-    ``VECTOR_KINDS``; x, r, rp are scratch blocks (no aliasing, so the loop vectorises)."""
+def phi_dphi_vector(x, n, kind, p0, p1, p2, r, rp):
+    """``r[k], rp[k] = phi(x[k]), phi'(x[k])`` for k < n, for the kinds in ``VECTOR_KINDS``. x, r, rp
+    are scratch blocks of at least ``padded_length(n)`` (no aliasing, so the loop vectorises); x is
+    zero-padded to that length so that the loop runs over whole vector registers only."""
+    m = padded_length(n)
+    for k in range(n, m):
+        x[k] = 0.0
     for k in range(m):
         y = x[k] if kind != 6 else p1 * (x[k] - p2)
         z = _exp_neg(abs(y))

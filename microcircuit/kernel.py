@@ -34,7 +34,7 @@ import math
 import numpy as np
 from numba import njit, uint64 as _u   # _u(i): an index Numba need not wrap around (see _soma)
 
-from .activations import phi, phi_and_dphi, phi_dphi_vector
+from .activations import phi, phi_and_dphi, phi_dphi_vector, is_vector_kind, padded_length
 from .blas import gemm
 
 # Keep in sync with compile.py / models/base.py
@@ -55,7 +55,7 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
     if B > 1:
         for j in range(proj_int.shape[0]):
             max_w = max(max_w, proj_int[j, 1] * proj_int[j, 3])
-    m8 = (max_n * B + 7) // 8 * 8
+    m8 = padded_length(max_n * B)
     n_rec = rec_int.shape[0]
     _run_steps(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma,
                sigma, bias, err_tau, proj_int, proj_float, W, dwf, masks, state, prev, ports, ext,
@@ -337,7 +337,7 @@ def _soma(i, inputs, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigm
     has_cur = (inputs >> 3) & 1 == 1
     has_tgt = (inputs >> 4) & 1 == 1
     has_icur = (inputs >> 5) & 1 == 1
-    vec = act == 2 or act == 4 or act == 6     # activations.VECTOR_KINDS: phi over the block below
+    vec = is_vector_kind(act)     # phi over the whole population after the loop
     bad = False
     # unsigned indices throughout: Numba adds a negative-index wrap-around to every signed index it cannot
     # prove non-negative, which costs more than the arithmetic in these short loops (see _u)
@@ -412,10 +412,7 @@ def _soma(i, inputs, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigm
             state[oUT + x] = ut
     if vec:
         nb = pop_int[i, 1] * B
-        m = (nb + 7) // 8 * 8
-        for k in range(nb, m):
-            vx[k] = 0.0
-        phi_dphi_vector(vx, act, a0, a1, a2, vr, vrp, m)
+        phi_dphi_vector(vx, nb, act, a0, a1, a2, vr, vrp)
         r0 = oR + x0
         rp0 = oRP + x0
         for k in range(nb):
@@ -517,7 +514,7 @@ def _plasticity(j, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dw
     a1 = pop_float[ip, 5]
     a2 = pop_float[ip, 6]
     vsig = _V1 if port == 1 else _V0
-    vec = act == 2 or act == 4 or act == 6
+    vec = is_vector_kind(act)
     okind = int(proj_float[j, 5])
     ooff = proj_int[j, 14]
     oa = proj_float[j, 6]
@@ -560,10 +557,7 @@ def _plasticity(j, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dw
             pf[k] = f
     if rule == 2 and vec:
         nb = npost * B
-        m = (nb + 7) // 8 * 8
-        for k in range(nb, m):
-            vx[k] = 0.0
-        phi_dphi_vector(vx, act, a0, a1, a2, vr, vrp, m)
+        phi_dphi_vector(vx, nb, act, a0, a1, a2, vr, vrp)
         r0 = oR + x0
         for k in range(nb):
             pf[k] = state[r0 + _u(k)] - vr[k]

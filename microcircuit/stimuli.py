@@ -168,7 +168,7 @@ class OrnsteinUhlenbeck(Stimulus):
             rng = np.random.default_rng([self.seed, j])
             xi = rng.standard_normal((self.block,) + shape)
             s = self.sigma * math.sqrt(1 - a * a)
-            # x_k - mean = a (x_{k-1} - mean) + s xi_k, as one linear filter along time
+            # x_k - mean = a (x_{k-1} - mean) + s xi_k along time
             y0 = np.ascontiguousarray(np.broadcast_to(np.asarray(x0, float), shape) - self.mean)
             out = _ou_recurrence(xi.reshape(self.block, -1), a, s, y0.reshape(-1), self.mean).reshape(xi.shape)
             self._cache = {kk: v for kk, v in self._cache.items() if kk[0] >= j - 1}
