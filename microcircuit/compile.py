@@ -9,8 +9,10 @@ apical, nudge (u_tgt), somatic current.
 Schedule (one step; see ``build_ops``):
 
 * ``synchronous`` — every population reads the previous step's signals (the published
-  reference codes): errors (from the previous state) -> forward -> plasticity. One step of
-  pipeline delay per layer, forward and backward.
+  reference codes): errors (from the previous state) -> forward -> this step's errors sent down
+  (``W^T e``, through the weights this step used) -> plasticity. One step of pipeline delay per
+  layer, forward and backward; every signal of step k is computed with the parameters of step k,
+  as in the GLE reference code (``e_bottom = e W`` before the optimiser step).
 * ``sequential`` — populations in topological order read the current step's signals of
   populations already updated (back edges read the previous step); forward -> errors in
   reverse order -> plasticity. No pipeline delay on feed-forward paths.
@@ -591,6 +593,7 @@ def init_state(prog: Program):
     from .models.base import SIG_RP
     N, B = prog.n_total, prog.batch
     prog.state[:] = 0
+    prog.ext[3 * N * B:] = 0      # the error input sent down by the last step (synchronous scheme)
     st = prog.state.reshape(N_SIG, N, B)
     for i in range(len(prog.pop_names)):
         if prog.pop_int[i, PP_INPUT]:
@@ -690,7 +693,11 @@ def build_ops(circuit, pops, projs, proj_int, pop_int, scheme, stim_int=None):
         ops += copy_prev()
     ops.append((OP_STIM, 0))
     if SCHEMES[scheme] == 0:
-        ops += errors() + forward()
+        # The error ops read the error input the previous step sent down; this step's errors are
+        # sent at its end, before plasticity changes W: W_k^T e_k reaches the layer below at step
+        # k+1 (sending it at k+1 would use W_{k+1}, one optimiser step later).
+        err = errors()
+        ops += [o for o in err if o[0] == OP_ERROR] + forward() + [o for o in err if o[0] != OP_ERROR]
     else:
         ops += forward() + errors()
     ops += [(OP_PLASTICITY, j) for j in range(len(projs)) if proj_int[j, PJ_RULE] != 0]

@@ -6,7 +6,9 @@ on the opcode), so a new model is new opcodes, not a new kernel, and because the
 not depend on the circuit, ``cache=True`` compiles it once per machine.
 
 Equations per op (per neuron i, batch copy b; R = read buffer: previous step for the
-synchronous scheme, current for the sequential one):
+synchronous scheme, current for the sequential one; ``backproject`` and ``error_project`` read
+the current step's signals: in the synchronous scheme they run at the end of the step, so the
+error input they fill is read by the next step's error op):
 
 * ``soma``: ``v0 = port_prox + bias + gamma e``, ``g_tot = g_lk + g0 + g1 + g_nud``,
   ``du/dt = g0 v0 + g1 v_apical + g_nud u_tgt + I_ext - g_tot u``,
@@ -173,8 +175,8 @@ def _run_steps(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g
                     status[2] = arg
                     status[3] = _E
                     return
-            elif op == 6:  # send errors back through W^T (or fixed B)
-                _backproject(arg, proj_int, W, R, ext, NB, B, sab)
+            elif op == 6:  # send this step's errors down through W^T (or fixed B)
+                _backproject(arg, proj_int, W, state, ext, NB, B, sab)
             elif op == 7:  # plasticity
                 eta = proj_float[arg, 0]
                 g = gates[kk, 1]
@@ -186,7 +188,7 @@ def _run_steps(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g
                                                                          and pop_float[arg, 1] != 0.0)):
                     _pop_learn(arg, pop_int, pop_float, g0, bias, state, gates[kk, 1], dt, NB, B, dwf)
             elif op == 9:  # cortical mapping: errors between error populations (W^T e tied, or fixed B e)
-                _error_project(arg, proj_int, W, R, ext, NB, B, sab)
+                _error_project(arg, proj_int, W, state, ext, NB, B, sab)
             elif op == 10:  # cortical mapping: a projection carrying e reads the current step's error
                 _project(arg, proj_int, W, state, ports, NB, B, sab)
         # recording: row rr writes record j of its block rec_buf[boff:], laid out (record, batch, neuron, comp)
@@ -285,21 +287,22 @@ def _add_transposed_product(W, wo, npost, npre, e, eo_, y, yo, B, sab):
 
 
 @njit(cache=True, nogil=True, inline='always', error_model='numpy')
-def _backproject(j, proj_int, W, R, ext, NB, B, sab):
+def _backproject(j, proj_int, W, S, ext, NB, B, sab):
     pre_off = proj_int[j, 0]
     npre = proj_int[j, 1]
     post_off = proj_int[j, 2]
     npost = proj_int[j, 3]
     off = proj_int[j, 6] if proj_int[j, 9] == 1 else proj_int[j, 10]
     # eps_in += W^T e
-    _add_transposed_product(W, _u(off), npost, npre, R, _u(_E * NB + post_off * B), ext, _u(3 * NB + pre_off * B), B, sab)
+    _add_transposed_product(W, _u(off), npost, npre, S, _u(_E * NB + post_off * B), ext, _u(3 * NB + pre_off * B), B, sab)
 
 
 @njit(cache=True, nogil=True, error_model='numpy')
-def _error_project(j, proj_int, W, R, ext, NB, B, sab):
+def _error_project(j, proj_int, W, S, ext, NB, B, sab):
     """Cortical mapping: a signal (errors e of an error population, or rates) into the error input of
-    an error population (post): ``acc += W^T e`` with W the tied forward weights (n_pre, n_post), or
-    ``acc += B x`` with the projection's own fixed weights (n_post, n_pre, or one-to-one)."""
+    an error population (post), read from this step's signals ``S``: ``acc += W^T e`` with W the tied
+    forward weights (n_pre, n_post), or ``acc += B x`` with the projection's own fixed weights (n_post,
+    n_pre, or one-to-one)."""
     pre_off = proj_int[j, 0]
     npre = proj_int[j, 1]
     post_off = proj_int[j, 2]
@@ -309,15 +312,15 @@ def _error_project(j, proj_int, W, R, ext, NB, B, sab):
     eo = _u(sig * NB + pre_off * B)
     ao = _u(3 * NB + post_off * B)
     if proj_int[j, 15] >= 0:   # tied to a forward W (npre, npost): the fused form's _backproject product
-        _add_transposed_product(W, _u(woff), npre, npost, R, eo, ext, ao, B, sab)
+        _add_transposed_product(W, _u(woff), npre, npost, S, eo, ext, ao, B, sab)
         return
     if proj_int[j, 7] == 1:   # one-to-one
         for o in range(npost):
             for b in range(B):
                 k = _u(o * B + b)
-                ext[ao + k] += W[_u(woff + o)] * R[eo + k]
+                ext[ao + k] += W[_u(woff + o)] * S[eo + k]
         return
-    _add_product(W, _u(woff), npost, npre, R, eo, ext, ao, B, sab)
+    _add_product(W, _u(woff), npost, npre, S, eo, ext, ao, B, sab)
 
 
 @njit(cache=True, nogil=True, inline='always', error_model='numpy')

@@ -59,7 +59,7 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
                 po, npre, qo, npost = proj_int[arg, :4]
                 off = proj_int[arg, 6] if proj_int[arg, 9] == 1 else proj_int[arg, 10]
                 Wm = W[off:off + npost * npre].reshape(npost, npre)
-                X[3, po:po + npre] += Wm.T @ Rd[_E, qo:qo + npost]
+                X[3, po:po + npre] += Wm.T @ S[_E, qo:qo + npost]
             elif op == 7:
                 eta = proj_float[arg, 0]
                 g = gates[kk, 1]
@@ -72,7 +72,7 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
             elif op == 9:   # cortical mapping: W^T e (tied), B e, or fixed rate comparisons into an error pop
                 po, npre, qo, npost = proj_int[arg, :4]
                 wo = proj_int[arg, 6]
-                e = Rd[proj_int[arg, 5], po:po + npre]     # e of an error population, or a rate
+                e = S[proj_int[arg, 5], po:po + npre]      # e of an error population, or a rate
                 if proj_int[arg, 15] >= 0:
                     X[3, qo:qo + npost] += W[wo:wo + npre * npost].reshape(npre, npost).T @ e
                 elif proj_int[arg, 7]:

@@ -6,12 +6,13 @@ Per step, every layer l reads the previous step's state of its neighbours:
     v_dot = (inst_e - v)/tau_r,  e_l = v + tau_m v_dot,   v <- v + dt v_dot      (prospective error)
     u_dot = (W_l r_{l-1} + b_l - u)/tau_m,  u_pros = u + tau_r u_dot,  u <- u + dt u_dot
     r_l = phi(u_pros),  g_W = -<e_l r_{l-1}^T>_batch,  g_b = -<e_l>_batch,  then one Adam step.
-Two conventions of the engine differ from the reference code's loop, and the transcription
-follows the engine on both: the input population is read like every other population (one step
-later than the reference's layer 0, which reads x_t directly), and errors are sent down through
-the weights after this step's update (the reference sends them through the weights before it;
-the two differ by one optimiser step, O(lr)). With these, both must agree to rounding (1e-12)
-over 400 steps of Adam learning with biases as synapses (the MNIST-1D network's form).
+Errors are sent down as ``e_bottom = e_l W_l`` with the weights of this step, before the optimiser
+step (the reference's ``compute_error`` precedes ``optimizer.step()``). One convention of the engine
+differs from the reference code's loop, and the transcription follows the engine on it: the input
+population is read like every other population (one step later than the reference's layer 0, which
+reads x_t directly; a shift of the input by one step). Both must agree to rounding (1e-12) over 400
+steps of Adam learning with biases as synapses (the MNIST-1D network's form); sending the errors
+through the updated weights instead (W_{k+1}^T e_k, one optimiser step later) must not.
 """
 import numpy as np
 
@@ -40,7 +41,7 @@ def _engine(x, y):
     return sim.results()["output"]["r"].values, params0, params
 
 
-def _transcription(x, y, params):
+def _transcription(x, y, params, send_after_update=False):
     P = [p.copy() for p in params]
     taum = [np.array(TAU_M), np.array(TAU_M), np.full(3, 1.2)]
     taur = [np.array(TAU_R), np.array(TAU_R), np.full(3, 1.2)]
@@ -72,12 +73,16 @@ def _transcription(x, y, params):
         for l in range(3):
             u[l], v[l], r[l], rp[l] = new[l]
         out.append(r[2].copy())
+        if not send_after_update:
+            for l in range(3):
+                e_down[l] = errs[l] @ P[l]
         for i, g in enumerate([g[0] for g in grads] + [g[1] for g in grads]):
             m1[i] = 0.9 * m1[i] + 0.1 * g
             m2[i] = 0.999 * m2[i] + 0.001 * g * g
             P[i] = P[i] - DT * ETA * (m1[i] / (1 - 0.9 ** (t + 1))) / (np.sqrt(m2[i] / (1 - 0.999 ** (t + 1))) + 1e-8)
-        for l in range(3):
-            e_down[l] = errs[l] @ P[l]
+        if send_after_update:
+            for l in range(3):
+                e_down[l] = errs[l] @ P[l]
     return np.array(out), P
 
 
@@ -93,3 +98,6 @@ def test_engine_equals_transcription_of_reference_gle_with_adam():
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
     # the run learned (Adam moved the output weights by much more than the tolerance)
     assert np.abs(params[2] - params0[2]).max() > 0.1
+    # and the order of sending and updating is visible at this tolerance
+    r_late, _ = _transcription(x, y, params0, send_after_update=True)
+    assert np.abs(r_late - r_eng).max() > 1e-6
