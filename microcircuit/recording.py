@@ -384,28 +384,157 @@ that its metadata is rewritten once per 16 appends, not at every append (a metad
 as much as a chunk write); :meth:`ZarrRecorder.close` trims every array to its records."""
 
 
-def _resize_and_write(jobs: Sequence[tuple[Any, int, np.ndarray]]) -> None:
-    """For each ``(array, n0, data)``: write ``data`` at ``n0`` along time (growing ``array`` first if
-    it is shorter than ``n0 + len(data)``), all arrays concurrently on zarr's event loop (one ``sync``
-    for the whole block): the store's file writes overlap in zarr's I/O threads instead of one
-    blocking round trip per array."""
+def _chunk_encoder(arr) -> Any:
+    """A function encoding one whole chunk's C-ordered values exactly as ``arr``'s codecs do, for the
+    pipelines the recorder creates (``bytes`` little-endian, then nothing, ``zstd`` or ``blosc``: see
+    :func:`_compressors`); ``None`` for any other pipeline (zarr then writes the chunk itself).
+    The compressors are the numcodecs objects zarr's own v3 codecs wrap, with the same settings, so
+    the chunk files are byte for byte what zarr writes (tested)."""
+    from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
+
+    codecs = tuple(arr.metadata.codecs)
+    if not codecs or not isinstance(codecs[0], BytesCodec) or len(codecs) > 2 or sys.byteorder != "little":
+        return None
+    if codecs[0].endian is not None and codecs[0].endian.value != "little":
+        return None
+    if len(codecs) == 1:
+        return lambda a: memoryview(a).cast("B")
+    c = codecs[1]
+    if isinstance(c, ZstdCodec):
+        from numcodecs import Zstd
+
+        return Zstd(level=c.level, checksum=c.checksum).encode
+    if isinstance(c, BloscCodec) and c.typesize is not None:
+        from numcodecs import Blosc
+
+        shuffle = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}
+        return Blosc(cname=c.cname.value, clevel=c.clevel, shuffle=shuffle[c.shuffle.value],
+                     blocksize=c.blocksize, typesize=c.typesize).encode
+    return None
+
+
+def _whole_chunks(arr, n0: int, data: np.ndarray) -> int:
+    """How many whole chunks along time ``data`` fills when written at ``n0`` (0 when it starts inside a
+    chunk, or the array is chunked along another axis)."""
+    cr = arr.chunks[0]
+    if n0 % cr or tuple(arr.chunks[1:]) != tuple(data.shape[1:]) or not data.flags.c_contiguous:
+        return 0
+    return data.shape[0] // cr
+
+
+def _resize_and_write(jobs: Sequence[tuple[Any, int, np.ndarray]], store_path: Path | None = None,
+                      made: set | None = None) -> None:
+    """For each ``(array, n0, data)``: write ``data`` at ``n0`` along time, growing ``array`` first if it
+    is shorter than ``n0 + len(data)``.
+
+    Whole chunks of a store on a local directory (``store_path``) are encoded here and written as
+    files at their chunk keys: the same bytes zarr would write (:func:`_chunk_encoder`), without its
+    event loop, which costs several times the file write itself for the recorder's many arrays
+    (measured: 6.5 vs 1.5 us per step of the Bars microcircuit's 393 values, codec none). Growing the
+    arrays (metadata) and anything else (a chunk's tail, another codec) go through zarr, all arrays
+    concurrently on its event loop (one ``sync`` for the whole block). ``made``: the chunk directories
+    already created (so that each is made once)."""
     if not jobs:
         return
     import asyncio
 
     from zarr.core.sync import sync
 
-    async def one(arr, n0, data):
+    direct, rest = [], []
+    for arr, n0, data in jobs:
+        enc = _chunk_encoder(arr) if store_path is not None else None
+        k = _whole_chunks(arr, n0, data) if enc is not None else 0
+        if k:
+            direct.append((arr, n0, data[:k * arr.chunks[0]], enc))
+        rest.append((arr, n0, data, k * arr.chunks[0]))
+
+    async def one(arr, n0, data, done):
         a = arr.async_array
         m = data.shape[0]
         if a.shape[0] < n0 + m:
             await a.resize((n0 + _GROW_BLOCKS * m, *a.shape[1:]))
-        await a.setitem(slice(n0, n0 + m), data)
+        if done < m:
+            await a.setitem(slice(n0 + done, n0 + m), data[done:])
 
     async def all_jobs():
-        await asyncio.gather(*(one(*job) for job in jobs))
+        await asyncio.gather(*(one(*job) for job in rest))
 
-    sync(all_jobs())
+    rest = [(arr, n0, data, done) for arr, n0, data, done in rest
+            if done < data.shape[0] or arr.shape[0] < n0 + data.shape[0]]
+    if rest:
+        sync(all_jobs())
+    made = set() if made is None else made
+    for arr, n0, data, enc in direct:
+        cr = arr.chunks[0]
+        base = store_path / arr.path
+        key = arr.metadata.chunk_key_encoding.encode_chunk_key
+        tail = (0,) * (data.ndim - 1)
+        for c in range(data.shape[0] // cr):
+            f = base / key((n0 // cr + c, *tail))
+            if f.parent not in made:
+                f.parent.mkdir(parents=True, exist_ok=True)
+                made.add(f.parent)
+            _write_file(f, enc(data[c * cr:(c + 1) * cr]))
+
+
+_DIRECT_ALIGN = 4096            # O_DIRECT: buffer address, length and file offset in multiples of this
+_DIRECT_MIN = 256 * 1024        # smaller files: one buffered write
+_direct: dict[str, Any] = {"refused": set()}     # devices (st_dev) whose file system refused O_DIRECT
+
+
+def _scratch(n: int) -> Any:
+    """A page-aligned buffer of at least n bytes, one per thread (writers of several recorders may run at once)."""
+    import mmap
+    import threading
+
+    local = _direct.get("local")
+    if local is None:
+        local = _direct.setdefault("local", threading.local())
+    buf = getattr(local, "buf", None)
+    if buf is None or len(buf) < n:
+        size = -(-(n + (n >> 2)) // _DIRECT_ALIGN) * _DIRECT_ALIGN     # room to grow a little
+        buf = local.buf = mmap.mmap(-1, size)
+    return buf
+
+
+def _write_file(path: Path, payload: Any) -> None:
+    """Write ``payload`` (bytes-like) as the file ``path``.
+
+    Large files bypass the page cache (``O_DIRECT``) for their aligned body, through a page-aligned
+    scratch buffer, and write the tail (under 4 KiB) buffered. A buffered write must allocate and fill
+    a fresh page-cache page for every 4 KiB, which on the 2-core VM these numbers come from runs at
+    0.4-0.5 GB/s against 1.7 GB/s direct (``dd``, 512 MiB); a recording of every variable produces
+    about 1.7 GB/s. File systems without O_DIRECT (tmpfs, macOS) get a plain write."""
+    mv = memoryview(payload).cast("B")
+    n = mv.nbytes
+    body = n - n % _DIRECT_ALIGN
+    dev = os.stat(path.parent).st_dev if n >= _DIRECT_MIN and hasattr(os, "O_DIRECT") else None
+    if dev is None or dev in _direct["refused"]:
+        with open(path, "wb") as fh:
+            fh.write(mv)
+        return
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o666)
+    except OSError:
+        _direct["refused"].add(dev)
+        with open(path, "wb") as fh:
+            fh.write(mv)
+        return
+    try:
+        buf = _scratch(body)
+        buf[:body] = mv[:body]
+        try:
+            done = os.write(fd, memoryview(buf)[:body])
+        except OSError:         # the file system refuses O_DIRECT writes: buffered from now on
+            _direct["refused"].add(dev)
+            done = 0
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+        while done < n:
+            done += os.write(fd, mv[done:])
+    finally:
+        os.close(fd)
 
 
 class ZarrRecorder:
@@ -507,6 +636,7 @@ class ZarrRecorder:
         self._groups: dict[str, Any] = {}
         self._metrics = None
         self._metric_dims: dict[str, dict[str, Any]] = {}
+        self._made_dirs: set = set()        # chunk directories created by the direct chunk writer
         self.closed = False
         try:
             self._build_layout(chunk_records)
@@ -543,6 +673,7 @@ class ZarrRecorder:
         self._vars, self._times, self._groups = {}, {}, {}
         self._metrics = None
         self._metric_dims = {}
+        self._made_dirs = set()
         self.closed = False
         for spec in self.specs:
             pop = spec.population
@@ -814,12 +945,16 @@ class ZarrRecorder:
                 jobs.append((st.array, n0, np.ascontiguousarray(prepared[key], dtype=st.spec.dtype)))
             jobs.append((ts.array, n0, s.astype(np.float64) * self.dt))
             advanced.append((ts, n1, int(s[-1])))
-        _resize_and_write(jobs)
+        _resize_and_write(jobs, self.path, self._made_dirs)
         touched: set[str] = set()
         for ts, n1, last in advanced:
             ts.n, ts.last_step = n1, last
             touched.add(ts.group)
-        for pop in touched:
+        self._commit_progress(touched)
+
+    def _commit_progress(self, pops) -> None:
+        """Write each group's ``n_records``/``last_step``: the commit point of an append."""
+        for pop in pops:
             self._groups[pop].update_attributes(self._group_progress(pop))
 
     def _adapt_chunks(self, ts: _TimeState, m: int) -> None:
