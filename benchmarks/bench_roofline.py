@@ -291,6 +291,22 @@ def _writer_alone(recs, codec, n_blocks=4):
     return n_blocks * nbytes / dt / 1e6
 
 
+def _storage_bandwidth(d, n_files=48, file_mb=4):
+    """GB/s of writing fresh files into directory ``d`` (the file system the stores go to): buffered
+    (``open().write``) and the recorder's own way (``recording._write_file``: O_DIRECT where allowed)."""
+    from microcircuit.recording import _write_file
+    payload = np.random.default_rng(0).random(file_mb * 2**20 // 8)
+    out = []
+    for name, write in (("buffered", lambda f: open(f, "wb").write(payload)), ("recorder", lambda f: _write_file(f, payload))):
+        t0 = time.perf_counter()
+        for i in range(n_files):
+            write(Path(d) / f"{name}{i}.bin")
+        out.append(n_files * payload.nbytes / (time.perf_counter() - t0) / 1e9)
+        for i in range(n_files):
+            (Path(d) / f"{name}{i}.bin").unlink()
+    return out
+
+
 def _recording_overhead(q):
     """(v): every variable of every population of (iii), every step. The rates are measured back to
     back in this process, no recording first and last (its mean is the reference), so that the
@@ -321,6 +337,12 @@ def _recording_overhead(q):
         extra = "" if k == "none" else (f"  (+{100 * (ref / r - 1):.0f} % wall time, {r * bytes_per_step / 1e6:.0f} MB/s"
                                         f", +{100 * (cpu / ref_cpu - 1):.0f} % CPU time)")
         print(f"(v)   {k:<15}{r:>9.0f} st/s {cpu:6.2f} CPU us/step{extra}")
+    with tempfile.TemporaryDirectory() as d:
+        buffered, direct = _storage_bandwidth(d)
+    need = ref * n_vals * 8 / 1e9
+    print(f"(v) storage: the run produces {need:.2f} GB/s of recorded values (float64) at the no-recording speed; "
+          f"this file system takes {buffered:.2f} GB/s buffered, {direct:.2f} GB/s the recorder's way "
+          f"(O_DIRECT): writing alone keeps the disk busy {100 * need / direct:.0f} % of the run's time")
     for codec in ("zstd", "none"):
         print(f"(v) Zarr writer alone (ZarrRecorder.append, 5000-step blocks, float64, codec {codec}): "
               f"{_writer_alone(recs, codec):.0f} MB/s")

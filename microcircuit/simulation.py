@@ -347,7 +347,9 @@ class Simulation:
         target = prog.step + steps
         try:
             while prog.step < target:
-                K = min(self.chunk_steps, target - prog.step)
+                # chunks end on the global grid of chunk_steps (after a short run, the next chunk is
+                # shortened to rejoin it), so that every later block is one whole Zarr chunk
+                K = min(self.chunk_steps - prog.step % self.chunk_steps, target - prog.step)
                 ce = self.checkpoint_every
                 if ce:
                     K = min(K, ce - prog.step % ce)

@@ -220,3 +220,25 @@ def test_scenario_output_codec_reaches_the_store(tmp_path):
     assert arrays and all([type(c).__name__ for c in a.metadata.codecs] == ["BytesCodec"] for a in arrays)
     with pytest.raises(ScenarioError, match="output.codec"):
         load_scenario(root / "scenarios" / "le_chain.toml", overrides=["output.codec=snappy"])
+
+
+def test_runs_rejoin_the_chunk_grid_so_later_blocks_are_whole_zarr_chunks(tmp_path):
+    """After a short run (20 steps), the next chunk is shortened to end on the grid of chunk_steps, so
+    that every later block is one whole Zarr chunk (written by the recorder directly, never read back):
+    chunk lengths 20 | 80, 100, 100, 20 for chunk_steps = 100; the store equals a one-piece run."""
+    out = tmp_path / "grid.zarr"
+    sim = Simulation(_prog(), recordings=[Recording("pyr1", ["u"])], chunk_steps=100, output=str(out))
+    lengths = []
+    chunk = sim._chunk
+    sim._chunk = lambda k0, K: (lengths.append(K), chunk(k0, K))
+    sim.run(steps=20)
+    sim.run(steps=300)
+    sim.close()
+    assert lengths == [20, 80, 100, 100, 20]
+    ref = Simulation(_prog(), recordings=[Recording("pyr1", ["u"])], chunk_steps=320)
+    ref.run(steps=320)
+    got = open_recording(out)["pyr1"].to_dataset().u.values
+    np.testing.assert_array_equal(got, ref.results()["pyr1"].to_dataset().u.values)
+    chunks = sorted(p.relative_to(out / "pyr1" / "u" / "c").parts[0] for p in (out / "pyr1" / "u" / "c").rglob("*")
+                    if p.is_file())
+    assert chunks == ["0", "1", "2", "3"]       # steps 0-99, 100-199, 200-299, 300-319
