@@ -510,7 +510,7 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
 
     def record(epoch, row):
         epochs_done.append(epoch)
-        for k in set(metrics) | set(row):
+        for k in list(metrics) + [k for k in row if k not in metrics]:     # first-seen order, not hash order
             metrics.setdefault(k, [float("nan")] * (len(epochs_done) - 1))
             metrics[k].append(row.get(k, float("nan")))
         if recorder is not None:
