@@ -294,10 +294,10 @@ def _writer_alone(recs, codec, n_blocks=4):
 def _storage_bandwidth(d, n_files=48, file_mb=4):
     """GB/s of writing fresh files into directory ``d`` (the file system the stores go to): buffered
     (``open().write``) and the recorder's own way (``recording._write_file``: O_DIRECT where allowed)."""
-    from microcircuit.recording import _write_file
+    from microcircuit.recording import _write_buffered, _write_file
     payload = np.random.default_rng(0).random(file_mb * 2**20 // 8)
     out = []
-    for name, write in (("buffered", lambda f: open(f, "wb").write(payload)), ("recorder", lambda f: _write_file(f, payload))):
+    for name, write in (("buffered", lambda f: _write_buffered(f, payload)), ("recorder", lambda f: _write_file(f, payload))):
         t0 = time.perf_counter()
         for i in range(n_files):
             write(Path(d) / f"{name}{i}.bin")

@@ -63,6 +63,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -441,13 +442,14 @@ def _resize_and_write(jobs: Sequence[tuple[Any, int, np.ndarray]], store_path: P
 
     from zarr.core.sync import sync
 
-    direct, rest = [], []
+    direct, rest = [], []       # (whole chunks written here), (arrays to grow or write through zarr)
     for arr, n0, data in jobs:
         enc = _chunk_encoder(arr) if store_path is not None else None
-        k = _whole_chunks(arr, n0, data) if enc is not None else 0
-        if k:
-            direct.append((arr, n0, data[:k * arr.chunks[0]], enc))
-        rest.append((arr, n0, data, k * arr.chunks[0]))
+        done = (_whole_chunks(arr, n0, data) if enc is not None else 0) * arr.chunks[0]
+        if done:
+            direct.append((arr, n0, data[:done], enc))
+        if done < data.shape[0] or arr.shape[0] < n0 + data.shape[0]:
+            rest.append((arr, n0, data, done))
 
     async def one(arr, n0, data, done):
         a = arr.async_array
@@ -460,8 +462,6 @@ def _resize_and_write(jobs: Sequence[tuple[Any, int, np.ndarray]], store_path: P
     async def all_jobs():
         await asyncio.gather(*(one(*job) for job in rest))
 
-    rest = [(arr, n0, data, done) for arr, n0, data, done in rest
-            if done < data.shape[0] or arr.shape[0] < n0 + data.shape[0]]
     if rest:
         sync(all_jobs())
     made = set() if made is None else made
@@ -481,21 +481,23 @@ def _resize_and_write(jobs: Sequence[tuple[Any, int, np.ndarray]], store_path: P
 _DIRECT_ALIGN = 4096            # O_DIRECT: buffer address, length and file offset in multiples of this
 _DIRECT_MIN = 256 * 1024        # smaller files: one buffered write
 _direct: dict[str, Any] = {"refused": set()}     # devices (st_dev) whose file system refused O_DIRECT
+_scratch_local = threading.local()
 
 
 def _scratch(n: int) -> Any:
     """A page-aligned buffer of at least n bytes, one per thread (writers of several recorders may run at once)."""
     import mmap
-    import threading
 
-    local = _direct.get("local")
-    if local is None:
-        local = _direct.setdefault("local", threading.local())
-    buf = getattr(local, "buf", None)
+    buf = getattr(_scratch_local, "buf", None)
     if buf is None or len(buf) < n:
         size = -(-(n + (n >> 2)) // _DIRECT_ALIGN) * _DIRECT_ALIGN     # room to grow a little
-        buf = local.buf = mmap.mmap(-1, size)
+        buf = _scratch_local.buf = mmap.mmap(-1, size)
     return buf
+
+
+def _write_buffered(path: Path, data: Any) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
 
 
 def _write_file(path: Path, payload: Any) -> None:
@@ -511,18 +513,14 @@ def _write_file(path: Path, payload: Any) -> None:
     body = n - n % _DIRECT_ALIGN
     dev = os.stat(path.parent).st_dev if n >= _DIRECT_MIN and hasattr(os, "O_DIRECT") else None
     if dev is None or dev in _direct["refused"]:
-        with open(path, "wb") as fh:
-            fh.write(mv)
-        return
+        return _write_buffered(path, mv)
     import fcntl
 
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o666)
     except OSError:
         _direct["refused"].add(dev)
-        with open(path, "wb") as fh:
-            fh.write(mv)
-        return
+        return _write_buffered(path, mv)
     try:
         buf = _scratch(body)
         buf[:body] = mv[:body]
@@ -951,11 +949,7 @@ class ZarrRecorder:
         for ts, n1, last in advanced:
             ts.n, ts.last_step = n1, last
             touched.add(ts.group)
-        self._commit_progress(touched)
-
-    def _commit_progress(self, pops) -> None:
-        """Write each group's ``n_records``/``last_step``: the commit point of an append."""
-        for pop in pops:
+        for pop in touched:     # each group's n_records/last_step: the commit point of an append
             self._groups[pop].update_attributes(self._group_progress(pop))
 
     def _adapt_chunks(self, ts: _TimeState, m: int) -> None:
