@@ -161,18 +161,27 @@ class OrnsteinUhlenbeck(Stimulus):
         self._cache = {}
 
     def _block(self, j, dt, shape):
+        """Block ``j`` of the trace. Its start value is the end of block ``j - 1``, so blocks are made
+        in order from the nearest one cached (or from block 0) -- a loop, not a recursion, so a run
+        resumed at any step (10^7 and beyond) can regenerate the trace up to there."""
         key = (j, dt, shape)
-        if key not in self._cache:
-            a = math.exp(-dt / self.tau)
-            x0 = self.mean if j == 0 else self._block(j - 1, dt, shape)[-1]
-            rng = np.random.default_rng([self.seed, j])
-            xi = rng.standard_normal((self.block,) + shape)
-            s = self.sigma * math.sqrt(1 - a * a)
+        if key in self._cache:
+            return self._cache[key]
+        done = [kk[0] for kk in self._cache if kk[1:] == (dt, shape) and kk[0] < j]
+        i = max(done) + 1 if done else 0
+        x_end = self._cache[(i - 1, dt, shape)][-1] if done else None
+        a = math.exp(-dt / self.tau)
+        s = self.sigma * math.sqrt(1 - a * a)
+        for jj in range(i, j + 1):
+            x0 = self.mean if jj == 0 else x_end
+            xi = np.random.default_rng([self.seed, jj]).standard_normal((self.block,) + shape)
             # x_k - mean = a (x_{k-1} - mean) + s xi_k along time
             y0 = np.ascontiguousarray(np.broadcast_to(np.asarray(x0, float), shape) - self.mean)
             out = _ou_recurrence(xi.reshape(self.block, -1), a, s, y0.reshape(-1), self.mean).reshape(xi.shape)
-            self._cache = {kk: v for kk, v in self._cache.items() if kk[0] >= j - 1}
-            self._cache[key] = out
+            x_end = out[-1]
+            # keep the block before the newest too: a chunk may straddle a block boundary
+            self._cache = {kk: v for kk, v in self._cache.items() if kk[0] >= jj - 1}
+            self._cache[(jj, dt, shape)] = out
         return self._cache[key]
 
     def values(self, k0, k1, dt, n, batch):

@@ -35,6 +35,20 @@ def test_ou_statistics_and_chunk_independence():
     np.testing.assert_array_equal(parts, x[:10000])
 
 
+def test_ou_resumes_at_step_ten_million():
+    """A resumed run asks the OU stimulus for steps after 10^7 in a fresh object (nothing cached):
+    block 2441 of 4096 steps must come from the same chain of blocks as an uninterrupted run, bit for
+    bit. Before, the block start values were found by recursion one level per block, which raised
+    RecursionError past ~4 million steps."""
+    k = 10_000_000
+    resumed = OrnsteinUhlenbeck("x", mean=0.2, sigma=0.5, tau=2.0, seed=7).values(k, k + 100, 0.1, 2, 1)
+    walked = OrnsteinUhlenbeck("x", mean=0.2, sigma=0.5, tau=2.0, seed=7)
+    for a in range(0, k, 1_000_000):       # the uninterrupted run, chunk by chunk
+        walked.values(a, a + 1_000_000, 0.1, 2, 1)
+    np.testing.assert_array_equal(resumed, walked.values(k, k + 100, 0.1, 2, 1))
+    assert resumed.shape == (100, 2, 1) and np.isfinite(resumed).all()
+
+
 def test_array_stimulus_files(tmp_path):
     arr = np.arange(12.0).reshape(4, 3)
     np.save(tmp_path / "a.npy", arr)
