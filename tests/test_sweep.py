@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import zarr
 
-pytest.importorskip("distributed")
+import distributed  # noqa: F401  (a core dependency: a missing install must fail, not skip)
 
 from microcircuit.cli import main
 from microcircuit.scenario import load_scenario
