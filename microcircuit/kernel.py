@@ -34,8 +34,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, uint64 as _u   # _u(i): an index Numba need not wrap around (see _soma)
+from numba import uint64 as _u   # _u(i): an index Numba need not wrap around (see _soma)
 
+from .jit import njit
 from .activations import phi, phi_and_dphi, phi_dphi_vector, is_vector_kind, padded_length
 from .blas import gemm
 

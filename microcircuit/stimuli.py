@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from numba import njit
+from .jit import njit
 
 from .errors import MicrocircuitError
 
