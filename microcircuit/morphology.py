@@ -88,6 +88,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .errors import MicrocircuitError
+
 __all__ = [
     "MORPHOLOGY_DIR",
     "MorphologyError",
@@ -127,8 +129,12 @@ _RA_UM_TO_OHM = 1e4
 _CM_UM2_TO_F = 1e-14
 
 
-class MorphologyError(ValueError):
-    """Malformed morphology file or unusable morphology (message names file, line and fix)."""
+class MorphologyError(MicrocircuitError, ValueError):
+    """Malformed morphology file or unusable morphology (message names file, line and fix).
+
+    File content quoted in a message is ``repr``-escaped, so control characters in a file cannot
+    reach the terminal.
+    """
 
 
 class MorphologyWarning(UserWarning):
@@ -136,7 +142,9 @@ class MorphologyWarning(UserWarning):
 
 
 def _where(path: Path | str, line: int | None) -> str:
-    return f"{path}:{line}" if line is not None else f"{path}"
+    p = str(path)
+    p = p if p.isprintable() else repr(p)[1:-1]     # no control characters from a path on the terminal
+    return f"{p}:{line}" if line is not None else f"{p}"
 
 
 def _fail(path, line, problem: str, fix: str) -> MorphologyError:
@@ -264,7 +272,7 @@ def read_swc(
     """
     path = Path(path)
     if not path.is_file():
-        raise MorphologyError(f"{path}: no such SWC file. Fix: check the path, or call "
+        raise MorphologyError(f"{_where(path, None)}: no such SWC file. Fix: check the path, or call "
                               f"load_morphology() with one of {available_cells()}")
     type_map = dict(type_map or {})
     rows: list[tuple[int, int, float, float, float, float, int]] = []
@@ -616,7 +624,7 @@ def derive_conductances(
     for key, grp in groups.items():
         g_ax = geo[grp].axial_conductance_S(ra)
         if g_ax <= 0:
-            raise MorphologyError(f"{cell.path}: no {grp} membrane (SWC type "
+            raise MorphologyError(f"{_where(cell.path, None)}: no {grp} membrane (SWC type "
                                   f"{'/'.join(map(str, GROUPS[grp]))}) to derive {key} for a {kind} "
                                   "cell. Fix: pass kind='interneuron' or use a cell with that compartment")
         out[key] = 1e-3 * g_ax / c_soma

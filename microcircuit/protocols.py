@@ -155,13 +155,15 @@ def build_network(spec, *, hidden=None, output=None, weights=None, feedback="tra
 
 
 def load_dataset(name, **args):
-    """A data set from :mod:`microcircuit.datasets` by name, e.g. ``load_dataset("yin_yang", n_train=1000)``."""
-    from . import datasets
-    fn = getattr(datasets, name, None)
-    if fn is None or not callable(fn):
-        raise ProtocolError(f"protocol.dataset: unknown data set '{name}'; available: yin_yang, bars, digits, "
-                            f"mnist1d, teacher_student")
-    return fn(**args)
+    """A registered data set by name, e.g. ``load_dataset("yin_yang", n_train=1000)``.
+
+    Only names in :data:`microcircuit.datasets.DATASETS` are reachable and every argument is checked
+    against the type and bounds declared there (a scenario file is untrusted input); problems raise
+    :class:`~microcircuit.datasets.DatasetError` naming ``protocol.dataset`` /
+    ``protocol.dataset_args.<key>`` and the fix.
+    """
+    from .datasets.registry import load
+    return load(name, **args)
 
 
 def _targets(y, n_out, n_classes, targets):

@@ -306,7 +306,7 @@ def test_supervised_data_validation():
 def test_download_loaders_absent_and_present(tmp_path):
     with pytest.raises(DatasetNotAvailableError, match="mnist.npz"):
         mnist(cache_dir=tmp_path)
-    with pytest.raises(FileNotFoundError, match="cifar-10-batches-py"):
+    with pytest.raises(FileNotFoundError, match="cifar-10-batches-bin"):
         cifar10(cache_dir=tmp_path)
     # a small file in the Keras layout: pixels / 255, last n_val training images = validation
     rng = np.random.default_rng(0)

@@ -12,8 +12,11 @@ Every generator is a pure function of its arguments and seed and records them in
 ``fourier_synthesis``       LE Fig. 2a: 50 sines → 20 Hz sawtooth
 ``lagline_input``           GLE LagLine input stream ``(T, batch, 1)``
 ``lagnet_input``            GLE LagNet input stream ``(T, 1, 1)``
-``mnist`` / ``cifar10``     optional loaders from a cache dir (no network)
+``mnist`` / ``cifar10``     optional loaders from a cache dir (no network, no pickle)
 ==========================  ==========================================================
+
+:data:`DATASETS` (:mod:`.registry`) lists the data sets a scenario's ``[protocol] dataset`` may
+name, with the keyword arguments (types, bounds) each accepts; nothing else is reachable by name.
 """
 
 from .bars import bars, bars_patterns, bars_targets
@@ -23,10 +26,13 @@ from .downloads import DatasetNotAvailableError, cifar10, mnist
 from .fourier import fourier_synthesis, sawtooth
 from .gle_inputs import lagline_input, lagnet_input, square_wave
 from .mnist1d import mnist1d
+from .registry import DATASETS, DatasetEntry
 from .teacher_student import soft_rectifier, teacher_rates, teacher_student
 from .yinyang import yin_yang, yin_yang_class
 
 __all__ = [
+    "DATASETS",
+    "DatasetEntry",
     "DatasetError",
     "DatasetNotAvailableError",
     "SupervisedData",

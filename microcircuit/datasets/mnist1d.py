@@ -1,7 +1,8 @@
 """MNIST-1D (Greydanus 2020; package ``mnist1d``), generated offline, used by GLE.
 
 Generation uses only ``mnist1d.data.make_dataset(get_dataset_args())`` with
-``final_seq_length`` and ``seed`` set (never ``get_dataset``, which may download a pickle).
+``final_seq_length`` and ``seed`` set (never ``get_dataset``, which may download and unpickle a
+``.pkl`` file; ``make_dataset`` builds the set from in-code templates and reads no file).
 Defaults of ``get_dataset_args()``: 5000 samples (500 per digit), train_split 0.8, template_len
 12, padding [36, 60], scale_coeff 0.4, max_translation 48, corr_noise_scale 0.25,
 iid_noise_scale 2e-2, shear_scale 0.75, shuffle_seq False, seed 42. The set is standardised over
@@ -11,7 +12,8 @@ all samples (mean 0, std 1) and split 4000 train / 1000 test (GLE calls the test
 ``make_dataset`` reseeds Python's ``random`` and NumPy's global RNG; both states are saved before
 and restored after generation, so calling :func:`mnist1d` leaves the caller's global RNGs
 untouched. The arrays are cached in ``<cache_dir>/mnist1d_L{final_seq_length}_seed{seed}.npz``
-(cache dir: argument, ``$MICROCIRCUIT_CACHE`` or ``~/.cache/microcircuit``).
+(cache dir: argument, ``$MICROCIRCUIT_CACHE`` or ``~/.cache/microcircuit``), read back with
+``np.load(..., allow_pickle=False)``; an unreadable cache file is a ``DatasetError`` naming it.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import importlib.util
 import json
 import os
 import random
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ._cache import cache_dir as _cache_dir
-from .base import SupervisedData, check_positive_int
+from .base import DatasetError, SupervisedData, check_positive_int
 
 __all__ = ["mnist1d", "MNIST1D_INSTALL_HINT"]
 
@@ -77,10 +80,15 @@ def mnist1d(
     if use_cache:
         path = _cache_dir(cache_dir) / f"mnist1d_L{final_seq_length}_seed{seed}.npz"
         if path.is_file():
-            with np.load(path, allow_pickle=False) as f:
-                meta = json.loads(str(f["meta"]))
-                if meta == {"final_seq_length": final_seq_length, "seed": seed}:
-                    arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test", "t")}
+            try:
+                with np.load(path, allow_pickle=False) as f:
+                    meta = json.loads(str(f["meta"]))
+                    if meta == {"final_seq_length": final_seq_length, "seed": seed}:
+                        arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test", "t")}
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+                raise DatasetError(f"mnist1d: cache file {path} is unreadable ({type(exc).__name__}); "
+                                   "it is not a cache file written by microcircuit. Fix: delete it (it is "
+                                   "regenerated) or point cache_dir elsewhere") from None
     if arrays is None:
         arrays = _generate(final_seq_length, seed)
         if path is not None:

@@ -370,6 +370,12 @@ def _check_protocol(V, proto, pops):
         V.add("protocol.lr_decay", "only acts with lr_schedule = \"exponential\"; set it or remove lr_decay")
     if "dt" in proto and "steps_per_presentation" in proto:
         V.add("protocol.steps_per_presentation", "give dt or steps_per_presentation, not both")
+    # data set: only names in the registry, arguments by declared type/bounds, files checked by stat only
+    from ..datasets.registry import check_args
+    ds, dargs = proto.get("dataset"), proto.get("dataset_args", {})
+    if isinstance(ds, str) and isinstance(dargs, dict):
+        for where, msg in check_args(ds, dargs, files=True):
+            V.add(f"protocol.{where}", msg)
 
 
 def _num(x):
