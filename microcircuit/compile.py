@@ -25,6 +25,7 @@ import numpy as np
 
 from .activations import activation_id, DEFAULT_PARAMS
 from .circuit import Circuit
+from .checks import array_shape, weight_shape_message, connector_shape_message
 from .errors import CircuitError
 from .models import PRESETS
 from .models.base import (N_PORTS, PORT_PROXIMAL, PORT_APICAL, PORT_NUDGE, SIG_U, SIG_UPROS, SIG_R,
@@ -194,14 +195,27 @@ def _per_neuron(value, n, rng, where):
     return arr.copy()
 
 
+def _as_array(value, shape, where):
+    """A list/number from a scenario -> float array, or CircuitError (the last guard; scenarios are
+    checked with the same helper at load time)."""
+    got, problem = array_shape(value)
+    if problem:
+        raise CircuitError(f"{where}: {problem}")
+    if shape is not None and got != tuple(shape):
+        raise CircuitError(f"{where}: expected shape {tuple(shape)}, got {got}")
+    return np.asarray(value, dtype=float)
+
+
 def _init_weights(spec, shape, rng, where, base_dir=None):
     dist = spec.get("dist", "normal")
     if dist == "normal":
         return rng.normal(spec.get("mean", 0.0), spec.get("std", 0.05), shape)
     if dist == "uniform":
+        if spec.get("low", -1.0) > spec.get("high", 1.0):
+            raise CircuitError(f"{where}: weights.low is above weights.high; swap them")
         return rng.uniform(spec.get("low", -1.0), spec.get("high", 1.0), shape)
     if dist == "constant":
-        return np.full(shape, float(spec.get("value", 0.0)))
+        return np.full(shape, _as_array(spec.get("value", 0.0), (), f"{where}: weights.value"))
     if dist == "zeros":
         return np.zeros(shape)
     if dist == "kaiming_uniform":  # PyTorch's default nn.Linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
@@ -209,7 +223,7 @@ def _init_weights(spec, shape, rng, where, base_dir=None):
         return rng.uniform(-bound, bound, shape)
     if dist == "array":
         if "value" in spec:
-            arr = np.asarray(spec["value"], dtype=float)
+            arr = _as_array(spec["value"], None, f"{where}: weights.value")
         else:
             from .stimuli import load_array
             from pathlib import Path
@@ -218,8 +232,7 @@ def _init_weights(spec, shape, rng, where, base_dir=None):
                 path = Path(base_dir) / path
             arr = np.asarray(load_array(path, spec.get("key"), where), dtype=float)
         if arr.shape != tuple(shape):
-            raise CircuitError(f"{where}: weight array has shape {arr.shape}, expected {tuple(shape)} "
-                               f"(post, pre)")
+            raise CircuitError(f"{where}: " + weight_shape_message(arr.shape, shape))
         return arr.copy()
     raise CircuitError(f"{where}: unknown weight distribution '{dist}'; use one of normal, uniform, constant, "
                        f"zeros, kaiming_uniform, array")
@@ -447,9 +460,9 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
             shape = (post.size, pre.size)
         W = _init_weights(pr.weights, shape, rng, where, base_dir)
         if kind == "from_array":
-            arr = np.asarray(pr.connector.get("array"), dtype=float)
+            arr = _as_array(pr.connector.get("array"), None, f"{where}: connector.array")
             if arr.shape != shape:
-                raise CircuitError(f"{where}: connector array has shape {arr.shape}, expected {shape}")
+                raise CircuitError(f"{where}: " + connector_shape_message(arr.shape, shape))
             mask = (arr != 0).astype(float)
         elif kind == "fixed_probability":
             p_conn = float(pr.connector.get("p", 1.0))

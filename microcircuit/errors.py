@@ -1,6 +1,18 @@
 """Typed exceptions. Every user-facing error names where the problem is and how to fix it."""
 from __future__ import annotations
 
+import re
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text, keep_newlines=True) -> str:
+    """``text`` with control characters (terminal escape sequences, bell, carriage return, C1 codes)
+    shown as ``\\x1b`` etc., so that nothing echoed from a scenario file (names, paths, values) can
+    move the cursor, retitle the terminal or overwrite earlier lines."""
+    s = _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), str(text))
+    return s if keep_newlines else s.replace("\n", "\\n").replace("\t", "\\t")
+
 
 class MicrocircuitError(Exception):
     """Base class of all errors raised by microcircuit for bad input or failed runs."""
@@ -16,9 +28,9 @@ class ScenarioError(MicrocircuitError, ValueError):
     def __init__(self, problems, source: str | None = None):
         self.problems = list(problems)
         self.source = source
-        where = f"{source}: " if source else ""
+        where = f"{printable(source, False)}: " if source else ""
         lines = [f"{where}{len(self.problems)} problem(s) in scenario"]
-        for path, msg in self.problems:
+        for path, msg in ((printable(p, False), printable(m, False)) for p, m in self.problems):
             lines.append(f"  {where}{path}: {msg}" if path else f"  {where}{msg}")
         super().__init__("\n".join(lines))
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -18,8 +19,66 @@ def parse_value(text: str):
     """A ``--set`` value: TOML syntax (numbers, true/false, arrays, quoted strings), else a bare string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return text
+
+
+class ScenarioWarning(UserWarning):
+    """A scenario that is valid but will probably not do what its author wants (e.g. run very slowly)."""
+
+
+def nesting_problem(data, max_depth, root=""):
+    """The dotted path and message of the first place ``data`` nests deeper than ``max_depth``
+    tables/arrays, or None. Iterative, so a 10^5-deep structure cannot exhaust the stack."""
+    stack = [(data, root, 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > max_depth:
+            return (path or "", f"nested {depth}+ levels deep (tables/arrays), over the limit of {max_depth} "
+                                f"(max_toml_depth); a scenario needs a handful; flatten it")
+        if isinstance(node, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k), depth + 1) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(node))
+    return None
+
+
+def read_scenario_text(path, limits=None):
+    """The text of a scenario file, read with a size limit (at most limit + 1 bytes, so /dev/zero or a
+    huge file is refused at once). Raises ScenarioError naming the file."""
+    from .. import limits as L
+    lim = limits or L.current()
+    src = str(path)
+    p = Path(path)
+    if not p.exists():
+        raise ScenarioError([("", f"file not found: {path}; check the path or list bundled scenarios in "
+                                  f"scenarios/")], src)
+    if p.is_dir():
+        raise ScenarioError([("", f"{path} is a folder; give a scenario .toml file")], src)
+    try:
+        with open(p, "rb") as fh:
+            raw = fh.read(lim.max_scenario_bytes + 1)
+    except OSError as exc:
+        raise ScenarioError([("", f"cannot read file: {exc}")], src) from exc
+    if len(raw) > lim.max_scenario_bytes:
+        raise ScenarioError([("", f"file is larger than {L.fmt_bytes(lim.max_scenario_bytes)} "
+                                  f"(max_scenario_bytes); a scenario is a few KiB of TOML - put large data "
+                                  f"in .npy files it names, or raise MICROCIRCUIT_MAX_SCENARIO_BYTES")], src)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError([("", f"cannot read file: not UTF-8 text ({exc}); save it as UTF-8")], src) from exc
+
+
+def parse_toml(text, source=None):
+    """``tomllib.loads`` with clean errors: bad TOML and nesting too deep for the parser."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError([("", f"not valid TOML: {exc}")], source) from exc
+    except RecursionError:
+        raise ScenarioError([("", "nested too deeply to parse (brackets or inline tables inside each other "
+                                  "hundreds of levels deep); flatten the file")], source) from None
 
 
 def apply_override(data: dict, dotted: str, value, source="--set"):
@@ -101,6 +160,9 @@ def expand_templates(data: dict, problems: list):
         if not isinstance(factors, list) or len(factors) != n_layers:
             V.add(f"{path}.eta_factors", f"needs {n_layers} values (one per projection)")
             factors = [1.0] * n_layers
+        for j, f in enumerate(factors):
+            if isinstance(f, bool) or not isinstance(f, (int, float)) or not math.isfinite(f) or f < 0:
+                V.add(f"{path}.eta_factors[{j}]", f"expected a finite number >= 0 (a factor of eta), got {f!r:.40}")
         eta = t.get("eta", 0.0)
         for li in range(1, n_layers + 1):
             last = li == n_layers
@@ -128,6 +190,7 @@ class Scenario:
     text: str = ""
     base_dir: Path | None = None
     overrides: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)     # (dotted path, message): valid, but probably unwanted
 
     @property
     def name(self):
@@ -159,21 +222,20 @@ def load_scenario(path, overrides=None) -> Scenario:
     """Read, override (``["simulation.dt=0.05", ...]`` or a dict), expand and validate a TOML file."""
     p = Path(path)
     src = str(path)
-    if not p.exists():
-        raise ScenarioError([("", f"file not found: {path}; check the path or list bundled scenarios in scenarios/")],
-                            src)
-    try:
-        text = p.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([("", f"cannot read file: {exc}")], src) from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError([("", f"not valid TOML: {exc}")], src) from exc
+    text = read_scenario_text(p)
+    data = parse_toml(text, src)
     return scenario_from_dict(data, source=src, text=text, base_dir=p.parent, overrides=overrides)
 
 
-def scenario_from_dict(data, source=None, text="", base_dir=None, overrides=None) -> Scenario:
+def scenario_from_dict(data, source=None, text="", base_dir=None, overrides=None, limits=None) -> Scenario:
+    """Validate a scenario dict (overrides, templates, schema, cross-references), then check it against
+    the resource limits (:mod:`microcircuit.limits`: memory estimate, step count) before anything
+    is allocated."""
+    from .. import limits as L
+    lim = limits or L.current()
+    deep = nesting_problem(data, lim.max_toml_depth)
+    if deep:
+        raise ScenarioError([deep], source)
     data = copy.deepcopy(data)
     ov_list = []
     if isinstance(overrides, dict):
@@ -193,4 +255,12 @@ def scenario_from_dict(data, source=None, text="", base_dir=None, overrides=None
     problems += validate(data, source, base_dir)
     if problems:
         raise ScenarioError(problems, source)
-    return Scenario(data, source, text, Path(base_dir) if base_dir else None, ov_list)
+    problems, warns = L.check_run(data, base_dir, lim)
+    if problems:
+        raise ScenarioError(problems, source)
+    if warns:
+        import warnings
+        from ..errors import printable
+        for path, msg in warns:
+            warnings.warn(printable(f"{source or 'scenario'}: {path}: {msg}"), ScenarioWarning, stacklevel=2)
+    return Scenario(data, source, text, Path(base_dir) if base_dir else None, ov_list, warns)

@@ -14,6 +14,8 @@ import re
 from numbers import Number
 from pathlib import Path
 
+from ..checks import array_shape, weight_shape_message, connector_shape_message, real_dtype_message, \
+    is_real_dtype
 from ..models import MODELS
 from . import schema as S
 
@@ -141,6 +143,9 @@ class Validator:
             self.table(v, fields, path)
             if dist == "relative_normal" and "value" not in v:
                 self.add(f"{path}.value", "relative_normal needs value (the mean) and width")
+            _check_low_high(self, v, path, dist == "uniform", (0.0, 1.0))
+            if _num(v.get("min")) and _num(v.get("max")) and v["min"] > v["max"]:
+                self.add(f"{path}.min", f"min = {v['min']:g} is above max = {v['max']:g}; swap them")
             return
         if isinstance(v, list):
             if isinstance(size, int) and len(v) != size:
@@ -173,7 +178,9 @@ def validate(data, source=None, base_dir=None):
     dur = sim.get("duration")
     if _num(dt) and dt > 0 and _num(dur) and dur > 0:
         n = dur / dt
-        if abs(n - round(n)) > 1e-6 * max(1.0, n):
+        if not math.isfinite(n) or n > 1e15:
+            pass      # far over any step limit: reported by microcircuit.limits (simulation.duration)
+        elif abs(n - round(n)) > 1e-6 * max(1.0, n):
             V.add("simulation.duration", f"{dur} ms is not a whole number of steps of dt = {dt} ms "
                                          f"({n:g} steps); change duration or dt")
 
@@ -251,22 +258,29 @@ def validate(data, source=None, base_dir=None):
                 V.add(f"{path}.name", f"projection '{nm}' is defined twice")
             proj_names.add(nm)
         conn = pr.get("connector")
+        kind = conn.get("kind", "all_to_all") if isinstance(conn, dict) else "all_to_all"
+        npre = pre[1] if pre and isinstance(pre[1], int) else None
+        npost = post[1] if post and isinstance(post[1], int) else None
+        shape = None
+        if npre and npost:
+            shape = (npost,) if kind == "one_to_one" else (npost, npre)
         if isinstance(conn, dict):
             V.table(conn, S.CONNECTOR, f"{path}.connector")
             if conn.get("kind") == "one_to_one" and pre and post and pre[1] and post[1] and pre[1] != post[1]:
                 V.add(f"{path}.connector.kind", f"one_to_one needs equal sizes, got {pre[1]} -> {post[1]}")
+            if kind == "from_array":
+                _check_matrix(V, conn.get("array"), f"{path}.connector.array",
+                              shape if kind == "from_array" else None, connector_shape_message)
         w = pr.get("weights")
         if isinstance(w, dict):
             V.table(w, S.WEIGHTS, f"{path}.weights")
-            if w.get("dist") == "array" and "value" not in w and "file" not in w:
-                V.add(f"{path}.weights", "dist = \"array\" needs value = [[...]] or file = \"...\"")
-            if isinstance(w.get("file"), str):
-                _check_file(V, w["file"], f"{path}.weights.file", base_dir)
+            _check_weights(V, w, f"{path}.weights", shape, base_dir)
         pl = pr.get("plasticity")
         if isinstance(pl, dict):
             V.table(pl, S.PLASTICITY, f"{path}.plasticity")
             if pl.get("rule", "none") != "none" and "eta" not in pl:
                 V.add(f"{path}.plasticity.eta", f"rule '{pl.get('rule')}' needs a learning rate eta")
+            _check_plasticity(V, pl, f"{path}.plasticity")
 
     rate_targets = {}
     for i, s in V.array_of_tables(data.get("stimuli"), "stimuli"):
@@ -312,7 +326,13 @@ def validate(data, source=None, base_dir=None):
         if wf == "sines" and ("omega" in s) == ("frequency_hz" in s):
             V.add(path, "a sines stimulus needs exactly one of omega or frequency_hz")
         if wf == "array" and isinstance(s.get("file"), str):
-            _check_file(V, s["file"], f"{path}.file", base_dir)
+            if _check_file(V, s["file"], f"{path}.file", base_dir):
+                batch = sim.get("batch", 1) if isinstance(sim.get("batch", 1), int) else None
+                _check_input_array(V, s["file"], s.get("key"), f"{path}.file", base_dir, size, batch, tgt)
+        if wf in ("step", "ramp") and _num(s.get("start")) and _num(s.get("stop")) and \
+                (s["stop"] <= s["start"] if wf == "ramp" else s["stop"] < s["start"]):
+            V.add(f"{path}.stop", f"stop = {s['stop']:g} ms is {'not after' if wf == 'ramp' else 'before'} "
+                                  f"start = {s['start']:g} ms; swap them")
 
     for i, r in V.array_of_tables(data.get("recordings"), "recordings"):
         path = f"recordings[{i}]"
@@ -335,8 +355,15 @@ def validate(data, source=None, base_dir=None):
                     bad = [x for x in neu if isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < size]
                     if bad:
                         V.add(f"{path}.neurons", f"indices must be integers in 0..{size - 1}, got {bad[:3]}")
-                elif not (neu == "all" or isinstance(neu, (list, dict))):
+                    elif not neu:
+                        V.add(f"{path}.neurons", 'is empty; give indices, "all" or {start, stop, step}')
+                elif isinstance(neu, dict):
+                    _check_neuron_range(V, neu, f"{path}.neurons", size)
+                elif not (neu == "all" or isinstance(neu, list)):
                     V.add(f"{path}.neurons", f'expected "all", a list of indices or a table, got {neu!r}')
+
+    if "analysis" in data:
+        _check_analysis(V, data["analysis"], pops, data.get("recordings"))
 
     if "output" in data:
         V.table(data["output"], S.OUTPUT, "output")
@@ -393,6 +420,165 @@ def _check_file(V, path, where, base_dir):
     p = _resolve(path, base_dir)
     if not p.exists():
         V.add(where, f"file '{path}' not found (looked at {p}); paths are relative to the scenario file")
+        return False
+    return True
+
+
+def _check_low_high(V, t, path, active, defaults):
+    lo, hi = t.get("low", defaults[0]), t.get("high", defaults[1])
+    if active and _num(lo) and _num(hi) and lo > hi:
+        V.add(f"{path}.low", f"low = {lo:g} is above high = {hi:g}; swap them (uniform draws from [low, high])")
+
+
+def _check_matrix(V, value, where, shape, message):
+    """A nested list of finite numbers, rectangular, of the expected shape (when known)."""
+    if value is None:
+        V.add(where, "required: an array [[...], ...] of shape (post, pre)")
+        return
+    got, problem = array_shape(value)
+    if problem:
+        V.add(where, problem)
+    elif shape is not None and got != tuple(shape):
+        V.add(where, message(got, shape))
+
+
+def _check_weights(V, w, path, shape, base_dir):
+    dist = w.get("dist", "normal")
+    if dist == "array":
+        if "value" not in w and "file" not in w:
+            V.add(path, "dist = \"array\" needs value = [[...]] or file = \"...\"")
+        elif "value" in w:
+            _check_matrix(V, w["value"], f"{path}.value", shape, weight_shape_message)
+    elif dist == "constant" and "value" in w:
+        if not _num(w["value"]):
+            V.add(f"{path}.value", f"dist = \"constant\" needs one finite number, got {_tname(w['value'])} "
+                                   f"{w['value']!r:.40}")
+    elif "value" in w:
+        V.add(f"{path}.value", f"is used by dist = \"constant\" or \"array\" only (dist is {dist!r}); remove "
+                               f"it or change dist")
+    _check_low_high(V, w, path, dist == "uniform", (-1.0, 1.0))
+    if isinstance(w.get("file"), str) and _check_file(V, w["file"], f"{path}.file", base_dir) \
+            and dist == "array" and "value" not in w:
+        info = _array_info(V, w["file"], w.get("key"), f"{path}.file", base_dir)
+        if info is not None and shape is not None and info[0] != tuple(shape):
+            V.add(f"{path}.file", f"'{w['file']}': " + weight_shape_message(info[0], shape))
+
+
+def _check_plasticity(V, pl, path):
+    t_on, t_off = pl.get("t_on", 0.0), pl.get("t_off")
+    if _num(t_on) and _num(t_off) and t_off < t_on:
+        V.add(f"{path}.t_off", f"t_off = {t_off:g} ms is before t_on = {t_on:g} ms (plasticity would never be "
+                               f"on); swap them or remove t_off")
+    for k in ("beta1", "beta2", "momentum"):
+        v = pl.get(k)
+        if _num(v) and not 0 <= v < 1:
+            V.add(f"{path}.{k}", f"must be in [0, 1) (a decay factor per step), got {v:g}; e.g. "
+                                 f"{S.PLASTICITY[k].default}")
+
+
+def _check_neuron_range(V, neu, path, size):
+    for k, v in neu.items():
+        if k not in ("start", "stop", "step"):
+            V.add(f"{path}.{k}", "unknown field" + _suggest(k, ("start", "stop", "step")))
+        elif isinstance(v, bool) or not isinstance(v, int):
+            V.add(f"{path}.{k}", f"expected an integer, got {_tname(v)} {v!r:.40}")
+        elif k == "step" and v == 0:
+            V.add(f"{path}.step", "must not be 0")
+    if isinstance(size, int) and all(isinstance(neu.get(k), (int, type(None))) and not isinstance(neu.get(k), bool)
+                                     for k in ("start", "stop", "step")) and neu.get("step") != 0:
+        if not len(range(size)[slice(neu.get("start"), neu.get("stop"), neu.get("step"))]):
+            V.add(path, f"selects no neuron of the {size}; check start/stop/step")
+
+
+def _check_analysis(V, cfg, pops, recordings):
+    if not isinstance(cfg, dict):
+        V.add("analysis", f"expected a table, got {_tname(cfg)}")
+        return
+    for k in cfg:
+        if k != "lag":
+            V.add(f"analysis.{k}", "unknown field" + _suggest(k, ("lag",)))
+    lag = cfg.get("lag")
+    if lag is None:
+        return
+    if not isinstance(lag, list):
+        V.add("analysis.lag", f'expected an array of {{input = "...", output = "..."}}, got {_tname(lag)}')
+        return
+    recorded = {r.get("population") for r in (recordings if isinstance(recordings, list) else [])
+                if isinstance(r, dict) and "r" in (r.get("variables", ["r"]) if isinstance(r.get("variables", ["r"]),
+                                                                                       list) else [])}
+    for j, pair in enumerate(lag):
+        pp = f"analysis.lag[{j}]"
+        if not isinstance(pair, dict):
+            V.add(pp, f'expected a table {{input = "...", output = "..."}}, got {_tname(pair)}')
+            continue
+        for k in pair:
+            if k not in ("input", "output"):
+                V.add(f"{pp}.{k}", "unknown field" + _suggest(k, ("input", "output")))
+        for k in ("input", "output"):
+            nm = pair.get(k)
+            if not isinstance(nm, str):
+                V.add(f"{pp}.{k}", "required: the name of a recorded population" if nm is None
+                      else f"expected a string, got {_tname(nm)}")
+            elif nm not in pops:
+                V.add(f"{pp}.{k}", f"names no population '{nm}'" + (_suggest(nm, pops) if pops else ""))
+            elif nm not in recorded:
+                V.add(f"{pp}.{k}", f"population '{nm}' is not recorded with variable r; add a [[recordings]] "
+                                   f"entry with population = \"{nm}\" and variables = [\"r\"]")
+
+
+def _array_info(V, path, key, where, base_dir):
+    """(shape, dtype) of a .npy / .npz input from its header(s) only; problems are reported at ``where``."""
+    from .. import limits as L
+    p = _resolve(path, base_dir)
+    if p.suffix == ".npy":
+        info = L.array_header(p)
+        if info is None:
+            V.add(where, f"'{path}' is not a readable .npy file")
+            return None
+    elif p.suffix == ".npz":
+        heads = L.npz_headers(p)
+        if heads is None:
+            V.add(where, f"'{path}' is not a readable .npz file")
+            return None
+        if key is None and len(heads) != 1:
+            V.add(where, f"'{path}' holds {sorted(heads)}; say which with key = \"...\"")
+            return None
+        k = key if key is not None else next(iter(heads), None)
+        if k not in heads:
+            V.add(where, f"'{path}' has no array {k!r}; it holds {sorted(heads)}")
+            return None
+        info = heads[k]
+    else:
+        return None            # .zarr and others: checked when built
+    shape, dtype = info
+    if not is_real_dtype(dtype):
+        V.add(where, f"'{path}' " + real_dtype_message(dtype))
+        return None
+    lim = L.current()
+    nbytes = math.prod(shape) * 8
+    if nbytes > lim.max_input_bytes:
+        V.add(where, f"'{path}' holds {shape} values ({L.fmt_bytes(nbytes)} as float64), over the limit of "
+                     f"{L.fmt_bytes(lim.max_input_bytes)} (max_input_bytes); use a smaller array or raise "
+                     f"MICROCIRCUIT_MAX_INPUT_BYTES")
+        return None
+    return info
+
+
+def _check_input_array(V, path, key, where, base_dir, size, batch, target):
+    info = _array_info(V, path, key, where, base_dir)
+    if info is None:
+        return
+    shape = info[0]
+    if len(shape) not in (1, 2, 3) or shape[0] == 0:
+        V.add(where, f"'{path}' has shape {shape}; a stimulus array is (T,), (T, n) or (T, n, batch) with T >= 1")
+        return
+    width = shape[1] if len(shape) > 1 else 1
+    if isinstance(size, int) and width not in (1, size):
+        V.add(where, f"'{path}' has shape {shape}: {width} values per step, but population '{target}' has "
+                     f"{size} neurons; give one column or {size}")
+    if len(shape) == 3 and isinstance(batch, int) and shape[2] not in (1, batch):
+        V.add(where, f"'{path}' has shape {shape}: {shape[2]} batch columns, but simulation.batch = {batch}; "
+                     f"give 1 or {batch}")
 
 
 def _check_morphology(V, name, where, base_dir):

@@ -1,0 +1,75 @@
+"""Checks shared by scenario validation (load time) and the compiler (its last guard).
+
+One implementation, one message: :mod:`microcircuit.scenario.validate` reports these with the
+dotted path of the field before anything is built; :mod:`microcircuit.compile` and
+:mod:`microcircuit.stimuli` call the same functions for circuits built from Python.
+"""
+from __future__ import annotations
+
+import math
+from numbers import Number
+
+
+def _is_num(x):
+    return isinstance(x, Number) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def array_shape(value, max_items=None):
+    """Shape of a rectangular nested list of finite numbers, or ``(None, problem)``.
+
+    Returns ``(shape, None)`` or ``(None, "message")`` where the message names the first offending
+    element by index (``[3][1]``): a string, a table, a non-finite number, a ragged row.
+    Iterative and bounded by ``max_items`` values.
+    """
+    if _is_num(value):
+        return (), None
+    if not isinstance(value, list):
+        return None, f"expected a number or an array of numbers, got {type(value).__name__} {value!r:.40}"
+    shape = []
+    node = value
+    while isinstance(node, list):
+        shape.append(len(node))
+        if not node:
+            break
+        node = node[0]
+    shape = tuple(shape)
+    count = 0
+    stack = [(value, (), 0)]
+    while stack:
+        node, idx, depth = stack.pop()
+        where = "".join(f"[{i}]" for i in idx)
+        if depth == len(shape):
+            if not _is_num(node):
+                return None, f"element {where} is {type(node).__name__} {node!r:.40}, expected a finite number"
+            count += 1
+            if max_items is not None and count > max_items:
+                return None, f"has more than {max_items} values"
+            continue
+        if not isinstance(node, list) or len(node) != shape[depth]:
+            got = f"{len(node)} values" if isinstance(node, list) else f"{type(node).__name__} {node!r:.40}"
+            return None, (f"is ragged: element {where or '[]'} has {got}, expected {shape[depth]} "
+                          f"(every row the same length)")
+        stack.extend((x, idx + (i,), depth + 1) for i, x in enumerate(node))
+    return shape, None
+
+
+def weight_shape_message(got, expected):
+    return f"weight array has shape {tuple(got)}, expected {tuple(expected)} (post, pre)"
+
+
+def connector_shape_message(got, expected):
+    return f"connector array has shape {tuple(got)}, expected {tuple(expected)} (post, pre)"
+
+
+def stimulus_width_message(name, width, target, n):
+    return (f"stimulus '{name}': gives {width} values per step but population '{target}' has {n} neurons; "
+            f"give one value or {n}")
+
+
+def real_dtype_message(dtype):
+    return (f"holds {dtype} values; inputs must be real numbers (integer or float): save the real part "
+            f"(np.real) or the magnitude (np.abs) explicitly")
+
+
+def is_real_dtype(dtype):
+    return dtype.kind in "biuf"
