@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -96,9 +97,64 @@ def _time_coord(n: int, dt: float, t0: float = 0.0) -> xr.DataArray:
     return xr.DataArray(t0 + np.arange(n) * dt, dims="time", attrs={"units": "ms", "long_name": "time"})
 
 
-# unit scale factors to the package's units (mV, pA, ms)
-_TO_MV = {"mV": 1.0, "V": 1e3, "uV": 1e-3, "µV": 1e-3}
-_TO_PA = {"pA": 1.0, "nA": 1e3, "A": 1e12, "uA": 1e6, "µA": 1e6, "fA": 1e-3}
+class EphysUnitsError(_Base, ValueError):
+    """A unit string is missing, unknown, or of the wrong kind (a current where a voltage is needed)."""
+
+
+class StimulusWindowError(_Base, ValueError):
+    """A stimulus window does not fit the trace (outside it, too short, no pre-stimulus baseline)."""
+
+
+class EphysWarning(UserWarning):
+    """Base class of warnings about electrophysiology analyses that would otherwise fail silently."""
+
+
+class BaselineAboveThresholdWarning(EphysWarning):
+    """The pre-stimulus voltage sits at or above eFEL's spike threshold: every spike is missed."""
+
+
+class FitWarning(EphysWarning):
+    """A fitted parameter sits at a bound of its search range, or far outside the data range."""
+
+
+_UNIT_PATTERN = re.compile(r"(1\s*/\s*)?[A-Za-z_]\w*(\s*[*/]\s*[A-Za-z_]\w*)*")
+
+
+def unit_scale(unit, target: str, what: str = "value") -> float:
+    """Factor taking a quantity in ``unit`` to ``target`` (``x_target = x · factor``).
+
+    Parsed by the ``quantities`` package (Neo's units library), so spellings such as ``mV``,
+    ``millivolt``, ``V``, ``volts``, ``pA``, ``nA``, ``amperes``, ``s``, ``ms``, ``second`` all
+    work; ``µ``/``μ`` are read as ``u``.  Raises :class:`EphysUnitsError` for a missing or unknown
+    unit, or one of another dimension (``pA`` where a voltage is needed).
+    """
+    pq = _need("quantities")
+    if unit is None or not str(unit).strip():
+        raise EphysUnitsError(f"{what} has no unit; set attrs['units'] (e.g. 'mV', 'ms', 'pA')")
+    name = str(unit).strip().replace("µ", "u").replace("μ", "u")
+    if len(name) > 32 or not _UNIT_PATTERN.fullmatch(name):
+        # quantities parses with a restricted eval: only plain names joined by * and / reach it
+        raise EphysUnitsError(f"{what}: unit {_short(repr(unit), 40)} is not a unit name (like 'mV', 'pA', 'ms')")
+    try:
+        q = pq.Quantity(1.0, name)
+    except (LookupError, ValueError, TypeError) as exc:
+        raise EphysUnitsError(f"{what}: unit {unit!r} is not a unit quantities knows ({_short(exc, 80)})") from exc
+    try:
+        return float(q.rescale(target).magnitude)
+    except ValueError as exc:
+        raise EphysUnitsError(f"{what}: unit {unit!r} cannot be expressed in {target!r} "
+                              f"(wrong kind of quantity)") from exc
+
+
+def _unit_kind(unit) -> str | None:
+    """``"voltage"``, ``"current"``, ``"time"`` or None for a unit string (None if unparsable)."""
+    for kind, target in (("voltage", "mV"), ("current", "pA"), ("time", "ms")):
+        try:
+            unit_scale(unit, target)
+            return kind
+        except EphysUnitsError:
+            continue
+    return None
 
 
 # ------------------------------------------------------------------------------------- loaders
@@ -148,16 +204,15 @@ def load_ibw(path, kind: str = "voltage", dt: float = DT_MS, ljp: float = 0.0) -
         hdt = float(np.asarray(header["sfA"])[0]) * 1e3  # Igor x-scaling in s → ms
     except Exception:  # pragma: no cover - odd headers
         units, hdt = "", float("nan")
+    target = "mV" if kind == "voltage" else "pA"
+    try:
+        scale = unit_scale(units, target, f"{p.name} data") if units else 1.0  # no header unit: mV/pA
+    except EphysUnitsError:
+        raise EphysFileError(p, f"asked for a {kind} but the wave's units are {units!r}") from None
     if kind == "voltage":
-        scale = _TO_MV.get(units, 1.0) if units else 1.0
-        if units and units not in _TO_MV:
-            raise EphysFileError(p, f"asked for a voltage but the wave's units are {units!r}")
         values = data * scale - ljp
         attrs = {"units": "mV", "long_name": "membrane potential", "ljp_subtracted_mV": float(ljp)}
     else:
-        scale = _TO_PA.get(units, 1.0) if units else 1.0
-        if units and units not in _TO_PA:
-            raise EphysFileError(p, f"asked for a current but the wave's units are {units!r}")
         values = data * scale
         attrs = {"units": "pA", "long_name": "injected current"}
     attrs.update({"source_file": str(p), "header_units": units, "header_dt_ms": hdt})
@@ -202,10 +257,11 @@ def load_abf(path) -> xr.Dataset:
     dt = 1e3 / rate
 
     def _conv(arr, u):
-        if u in _TO_MV:
-            return arr * _TO_MV[u], "mV"
-        if u in _TO_PA:
-            return arr * _TO_PA[u], "pA"
+        kind = _unit_kind(u)
+        if kind == "voltage":
+            return arr * unit_scale(u, "mV"), "mV"
+        if kind == "current":
+            return arr * unit_scale(u, "pA"), "pA"
         return arr, u
 
     y, yu = _conv(np.stack(ys), y_units)
@@ -273,8 +329,9 @@ def load_nwb(path, series: str) -> xr.DataArray:
     finally:
         f.close()
     si = data * conversion + offset
-    scale = {"V": (1e3, "mV"), "A": (1e12, "pA"), "volts": (1e3, "mV"), "amperes": (1e12, "pA")}
-    fac, out_unit = scale.get(unit, (1.0, unit))
+    kind = _unit_kind(unit)
+    out_unit = {"voltage": "mV", "current": "pA"}.get(kind, unit)
+    fac = unit_scale(unit, out_unit) if kind in ("voltage", "current") else 1.0
     dims = ["time"] + [f"channel_{k}" for k in range(1, data.ndim)]
     return xr.DataArray(si * fac, dims=dims, coords={"time": xr.DataArray(t, dims="time", attrs={"units": "ms"})},
                         name=series.split("/")[-1],
@@ -481,38 +538,161 @@ DEFAULT_FEATURES = (
 
 
 def _voltage_in_mV(da: xr.DataArray) -> xr.DataArray:
-    units = da.attrs.get("units")
-    if units is None:
-        raise ValueError("voltage trace has no 'units' attribute; eFEL needs mV (set attrs['units']='mV')")
-    if units not in _TO_MV:
-        raise ValueError(f"trace units {units!r} are not a voltage (expected one of {sorted(_TO_MV)})")
-    return da * _TO_MV[units]
+    """The trace in mV (eFEL's unit), whatever voltage unit ``attrs['units']`` names."""
+    if da.attrs.get("units") is None:
+        raise EphysUnitsError("voltage trace has no 'units' attribute; eFEL needs to know the scale "
+                              "(set trace.attrs['units'] = 'mV')")
+    return (da * unit_scale(da.attrs["units"], "mV", "voltage trace")).assign_attrs(units="mV")
 
 
 def _time_in_ms(da: xr.DataArray, dim: str = "time") -> np.ndarray:
+    """The time coordinate in ms.  A time axis without ``units`` is an error, not assumed ms: a
+    guess wrong by 1000× (s vs ms) puts the stimulus window outside the trace."""
     if dim not in da.coords:
         raise ValueError(f"trace has no {dim!r} coordinate")
     t = np.asarray(da.coords[dim].values, dtype=float)
-    tu = da.coords[dim].attrs.get("units", "ms")
-    return t * {"ms": 1.0, "s": 1e3, "us": 1e-3}.get(tu, 1.0)
+    tu = da.coords[dim].attrs.get("units")
+    if tu is None:
+        raise EphysUnitsError(f"the {dim!r} axis has no 'units' attribute; set "
+                              f"trace.coords[{dim!r}].attrs['units'] = 'ms' (or 's')")
+    return t * unit_scale(tu, "ms", f"{dim!r} axis")
 
 
-def extract_features(trace_da: xr.DataArray, stim_start: float, stim_end: float,
-                     features: Sequence[str] = DEFAULT_FEATURES, amplitude=None, dim: str = "time") -> xr.Dataset:
+EFEL_THRESHOLD_MV = -20.0  # eFEL's default spike threshold ("Threshold" setting)
+
+
+def check_stimulus_window(t_ms, stim_start: float, stim_end: float, base_fraction: float = 0.9,
+                          what: str = "trace", min_samples: int = 10) -> None:
+    """Raise :class:`StimulusWindowError` unless [stim_start, stim_end] (ms) fits the trace.
+
+    eFEL does not check: a window outside the trace, or one holding a handful of samples (seconds
+    given for ms), crashes the interpreter inside its C++ core (segmentation fault) instead of
+    raising.  Needed: ``t[0] ≤ stim_start < stim_end ≤ t[-1] + dt``, at least ``min_samples``
+    samples in the window, and at least one in eFEL's baseline window
+    [``base_fraction``·stim_start, stim_start] (its ``voltage_base_start_perc``).
+    """
+    t = np.asarray(t_ms, dtype=float)
+    if t.size < 2:
+        raise StimulusWindowError(f"{what}: needs at least 2 samples, has {t.size}")
+    dt = float(t[1] - t[0])
+    span = f"the {what} spans {t[0]:g}–{t[-1]:g} ms"
+    hint = (" (were the times given in seconds? the window is in ms)"
+            if stim_end <= 1e-2 * (t[-1] - t[0]) else "")
+    if not stim_end > stim_start:
+        raise StimulusWindowError(f"{what}: stim_end ({stim_end:g} ms) must exceed stim_start ({stim_start:g} ms)")
+    if stim_start < t[0] or stim_end > t[-1] + dt:
+        raise StimulusWindowError(f"{what}: stimulus window [{stim_start:g}, {stim_end:g}] ms lies outside the "
+                                  f"trace; {span}{hint}")
+    n_win = int(np.count_nonzero((t >= stim_start) & (t < stim_end)))
+    if n_win < min_samples:
+        raise StimulusWindowError(f"{what}: stimulus window [{stim_start:g}, {stim_end:g}] ms holds {n_win} "
+                                  f"samples (need ≥ {min_samples}); {span}{hint}")
+    n_base = int(np.count_nonzero((t >= base_fraction * stim_start) & (t <= stim_start)))
+    if n_base < 1:
+        raise StimulusWindowError(f"{what}: no sample in eFEL's baseline window [{base_fraction * stim_start:g}, "
+                                  f"{stim_start:g}] ms; start the stimulus later or record a pre-stimulus baseline")
+
+
+class _EfelSettings:
+    """Context: eFEL defaults plus ``settings`` inside, the caller's global eFEL settings restored after.
+
+    eFEL keeps settings in module state; resetting to defaults makes results independent of what
+    other code set, and restoring afterwards leaves that code's settings alone.
+    """
+
+    def __init__(self, efel, settings: Mapping):
+        import dataclasses
+
+        self.efel = efel
+        known = {f.name for f in dataclasses.fields(efel.get_settings())}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"unknown eFEL setting(s) {unknown}; eFEL knows {sorted(known)}")
+        self.settings = dict(settings)
+        self.saved = dataclasses.asdict(efel.get_settings())
+
+    def apply(self) -> None:
+        self.efel.reset()
+        for key, value in self.settings.items():
+            self.efel.set_setting(key, value)
+
+    def __enter__(self):
+        self.apply()
+        return self
+
+    def __exit__(self, *exc):
+        import dataclasses
+
+        self.efel.reset()
+        defaults = dataclasses.asdict(self.efel.get_settings())
+        for key, value in self.saved.items():
+            if value != defaults[key]:
+                self.efel.set_setting(key, value)
+        return False
+
+
+def _warn_baseline_above_threshold(stacked: xr.DataArray, edim: str, t: np.ndarray, stim_start: float,
+                                   settings: Mapping) -> None:
+    """Warn when eFEL's baseline (mean V over its baseline window) is at or above its threshold."""
+    thr = float(settings.get("Threshold", EFEL_THRESHOLD_MV))
+    frac = float(settings.get("voltage_base_start_perc", 0.9))
+    sel = (t >= frac * stim_start) & (t <= stim_start)
+    base = stacked.values[:, sel].mean(axis=1)
+    high = np.nonzero(base >= thr)[0]
+    if high.size:
+        labels = [stacked.coords[edim].values[k] if edim in stacked.coords else k for k in high]
+        warnings.warn(
+            f"baseline {float(np.max(base[high])):.1f} mV sits at or above the spike threshold {thr:g} mV in "
+            f"{high.size} of {base.size} trace(s) ({edim} {labels[:5]}{'…' if high.size > 5 else ''}): eFEL "
+            "will miss every spike (f–I reads 0 Hz). Subtract the offset (load_icephys(..., offset=mV)) or "
+            "pass threshold= (mV) above the baseline.", BaselineAboveThresholdWarning, stacklevel=3)
+
+
+def _sweep_inputs(trace, stim_start, stim_end, amplitude):
+    """Voltage DataArray, window and amplitude from a DataArray or a sweep Dataset
+    (:func:`load_icephys`, :func:`load_bundled_cell`): window from attrs, amplitude from the
+    ``amplitude`` coord, else detected from a ``current`` variable."""
+    if isinstance(trace, xr.Dataset):
+        if "voltage" not in trace:
+            raise ValueError(f"sweep Dataset has no 'voltage' variable (has {list(trace.data_vars)})")
+        if amplitude is None and "amplitude" not in trace.coords and "current" in trace:
+            amplitude = detect_step(trace["current"])["amplitude"].values
+        attrs, trace = trace.attrs, trace["voltage"]
+    else:
+        attrs = trace.attrs
+    stim_start = attrs.get("stim_start") if stim_start is None else stim_start
+    stim_end = attrs.get("stim_end") if stim_end is None else stim_end
+    if stim_start is None or stim_end is None:
+        raise StimulusWindowError("no stimulus window: pass stim_start/stim_end (ms) or a Dataset with those attrs")
+    return trace, float(stim_start), float(stim_end), amplitude
+
+
+def extract_features(trace_da, stim_start: float | None = None, stim_end: float | None = None,
+                     features: Sequence[str] = DEFAULT_FEATURES, amplitude=None, dim: str = "time",
+                     threshold: float | None = None, settings: Mapping | None = None) -> xr.Dataset:
     """eFEL features of voltage trace(s), converted to mV and ms before eFEL sees them.
 
-    ``trace_da`` has dim ``time`` (ms) and optionally one more dim (e.g. ``sweep``) giving one
-    trace per entry.  ``stim_start``/``stim_end`` in ms.  ``amplitude`` (pA; scalar or per trace;
-    default: the ``amplitude`` coord if present) sets eFEL's ``stimulus_current`` (nA) for
-    ``ohmic_input_resistance`` (MΩ = mV/nA).  Besides eFEL's features, ``spike_rate`` =
-    ``Spikecount_stimint / ((stim_end − stim_start)/1000)`` (Hz) may be asked for.  Features eFEL
-    cannot compute are NaN; first value of multi-valued features.
+    ``trace_da`` is a DataArray with dim ``time`` and optionally one more dim (e.g. ``sweep``), or
+    a sweep Dataset (:func:`load_icephys`, :func:`load_bundled_cell`) whose ``voltage`` is used.
+    ``stim_start``/``stim_end`` in ms (default: the ``stim_start``/``stim_end`` attrs), checked
+    against the trace first (:func:`check_stimulus_window`; eFEL segfaults on a bad window).
+    ``amplitude`` (pA; scalar or per trace; default: the ``amplitude`` coord, else detected from
+    the Dataset's ``current``) sets eFEL's ``stimulus_current`` (nA) for
+    ``ohmic_input_resistance`` (MΩ = mV/nA).  ``threshold`` (mV) is eFEL's spike ``Threshold``
+    (default −20 mV); ``settings`` any other eFEL setting by name.  eFEL starts from its defaults
+    plus these, and the caller's global eFEL settings are restored afterwards.  A baseline at or
+    above the threshold raises :class:`BaselineAboveThresholdWarning` (spikes would be missed).
+    Besides eFEL's features, ``spike_rate`` = ``Spikecount_stimint / ((stim_end − stim_start)/1000)``
+    (Hz).  Features eFEL cannot compute are NaN; first value of multi-valued features.
     """
     efel = _need("efel")
+    trace_da, stim_start, stim_end, amplitude = _sweep_inputs(trace_da, stim_start, stim_end, amplitude)
+    eset = dict(settings or {})
+    if threshold is not None:
+        eset["Threshold"] = float(threshold)
     v = _voltage_in_mV(trace_da)
     t = _time_in_ms(v, dim)
-    if not stim_end > stim_start:
-        raise ValueError(f"stim_end ({stim_end}) must exceed stim_start ({stim_start})")
+    check_stimulus_window(t, stim_start, stim_end, float(eset.get("voltage_base_start_perc", 0.9)))
     others = [d for d in v.dims if d != dim]
     if len(others) > 1:
         raise ValueError(f"extract_features takes 1-D or 2-D traces; got dims {v.dims}")
@@ -523,25 +703,28 @@ def extract_features(trace_da: xr.DataArray, stim_start: float, stim_end: float,
         amplitude = stacked.coords["amplitude"].values
     amps = np.broadcast_to(np.asarray(amplitude, dtype=float), (n,)) if amplitude is not None else [None] * n
     feats = list(features)
+    if amplitude is None and any(f.startswith("ohmic_input_resistance") for f in feats):
+        warnings.warn("ohmic_input_resistance needs the step amplitude: pass amplitude= (pA) or a sweep "
+                      "Dataset with an 'amplitude' coord or a 'current' variable; it is NaN here.",
+                      EphysWarning, stacklevel=2)
+    _warn_baseline_above_threshold(stacked, edim, t, stim_start, eset)
     want_rate = "spike_rate" in feats
     efel_feats = [f for f in feats if f != "spike_rate"]
     if want_rate and "Spikecount_stimint" not in efel_feats:
         efel_feats.append("Spikecount_stimint")
     values = {f: np.full(n, np.nan) for f in efel_feats}
-    for k in range(n):
-        trace = {"T": t, "V": np.asarray(stacked.isel({edim: k}).values, dtype=float),
-                 "stim_start": [float(stim_start)], "stim_end": [float(stim_end)]}
-        efel.reset()
-        if amps[k] is not None and np.isfinite(amps[k]) and amps[k] != 0:
-            efel.set_setting("stimulus_current", float(amps[k]) * 1e-3)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+    with _EfelSettings(efel, eset) as session:
+        for k in range(n):
+            trace = {"T": t, "V": np.asarray(stacked.isel({edim: k}).values, dtype=float),
+                     "stim_start": [float(stim_start)], "stim_end": [float(stim_end)]}
+            session.apply()
+            if amps[k] is not None and np.isfinite(amps[k]) and amps[k] != 0:
+                efel.set_setting("stimulus_current", float(amps[k]) * 1e-3)
             res = efel.get_feature_values([trace], efel_feats, raise_warnings=False)[0]
-        for f in efel_feats:
-            val = res.get(f)
-            if val is not None and len(val):
-                values[f][k] = float(val[0])
-    efel.reset()
+            for f in efel_feats:
+                val = res.get(f)
+                if val is not None and len(val):
+                    values[f][k] = float(val[0])
     out = {}
     dur_s = (stim_end - stim_start) / 1e3
     for f in feats:
@@ -550,7 +733,8 @@ def extract_features(trace_da: xr.DataArray, stim_start: float, stim_end: float,
     ds = xr.Dataset(out, coords={c: stacked.coords[c] for c in stacked.coords if stacked.coords[c].dims == (edim,)})
     if not others:
         ds = ds.isel(_trace=0, drop=True)
-    ds.attrs.update({"stim_start": float(stim_start), "stim_end": float(stim_end), "stim_units": "ms"})
+    ds.attrs.update({"stim_start": float(stim_start), "stim_end": float(stim_end), "stim_units": "ms",
+                     "efel_settings": str(eset)})
     return ds
 
 
@@ -562,14 +746,18 @@ def count_spikes(v: np.ndarray, t: np.ndarray, t0: float, t1: float, threshold: 
     return int(np.count_nonzero((tt >= t0) & (tt < t1)))
 
 
-def fi_curve(sweeps: xr.Dataset, var: str = "voltage", method: str = "auto", threshold: float = -20.0) -> xr.DataArray:
+def fi_curve(sweeps: xr.Dataset, var: str = "voltage", method: str = "auto", threshold: float | None = None,
+             settings: Mapping | None = None) -> xr.DataArray:
     """Firing rate against step amplitude from a Dataset of sweeps.
 
-    ``sweeps`` needs ``var`` (dims ``sweep``, ``time``; mV), an ``amplitude`` coord on ``sweep``
-    (pA) and attrs ``stim_start``/``stim_end`` (ms), as returned by :func:`load_bundled_cell`.
-    Rate = spikes in [stim_start, stim_end) / duration (Hz); spikes from eFEL's
-    ``Spikecount_stimint`` (``method="efel"``) or upward crossings of ``threshold`` mV
-    (``"threshold"``); ``"auto"`` uses eFEL when installed.  Returned along ``amplitude`` (sorted).
+    ``sweeps`` needs ``var`` (dims ``sweep``, ``time``; a voltage unit), an ``amplitude`` coord on
+    ``sweep`` (pA) and attrs ``stim_start``/``stim_end`` (ms), as returned by
+    :func:`load_bundled_cell` and :func:`load_icephys`.  Rate = spikes in [stim_start, stim_end) /
+    duration (Hz); spikes from eFEL's ``Spikecount_stimint`` (``method="efel"``, with eFEL
+    ``threshold`` and ``settings`` passed through) or upward crossings of ``threshold`` mV
+    (``"threshold"``); ``"auto"`` uses eFEL when installed.  ``threshold`` defaults to eFEL's
+    −20 mV; a baseline at or above it warns (:class:`BaselineAboveThresholdWarning`) rather than
+    returning a silent 0 Hz curve.  Returned along ``amplitude`` (sorted).
     """
     for key in ("stim_start", "stim_end"):
         if key not in sweeps.attrs:
@@ -585,10 +773,14 @@ def fi_curve(sweeps: xr.Dataset, var: str = "voltage", method: str = "auto", thr
         except ImportError:  # pragma: no cover
             method = "threshold"
     if method == "efel":
-        counts = extract_features(v, t0, t1, features=["Spikecount_stimint"])["Spikecount_stimint"].values
+        counts = extract_features(v, t0, t1, features=["Spikecount_stimint"], threshold=threshold,
+                                  settings=settings)["Spikecount_stimint"].values
     elif method == "threshold":
+        thr = EFEL_THRESHOLD_MV if threshold is None else float(threshold)
         t = _time_in_ms(v)
-        counts = np.array([count_spikes(v.isel(sweep=k).values, t, t0, t1, threshold) for k in range(v.sizes["sweep"])])
+        check_stimulus_window(t, t0, t1)
+        _warn_baseline_above_threshold(v.transpose("sweep", "time"), "sweep", t, t0, {"Threshold": thr})
+        counts = np.array([count_spikes(v.isel(sweep=k).values, t, t0, t1, thr) for k in range(v.sizes["sweep"])])
     else:
         raise ValueError(f"method must be 'auto', 'efel' or 'threshold', got {method!r}")
     rate = np.asarray(counts, dtype=float) / ((t1 - t0) / 1e3)
