@@ -21,17 +21,42 @@ checkpoint, reopens the store for appending (:meth:`ZarrRecorder.reopen`, which 
 time dim to the checkpoint) and runs to ``simulation.duration``. The result equals an
 uninterrupted run bit for bit (``tests/test_checkpoint.py``).
 
+Inputs: a run from a scenario records in its root attr ``inputs`` (:func:`input_hashes`, at the
+start of the run) the SHA-256 of the scenario text with its overrides and of every file the scenario
+reads (stimulus arrays, weight files, morphologies). Resuming re-hashes them and refuses, with
+:class:`InputsChangedError` naming each changed file, if any differs, or if the scenario file at
+``scenario_source`` was edited (the resume would silently ignore the edit: it runs the stored text);
+``allow_changed_inputs=True`` (``--allow-changed-inputs``) resumes anyway and notes the changes in the
+root attr ``resumed_with_changed_inputs``.
+
 Runs with a ``[protocol]`` table (epochs, metrics) are not resumable by this module.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import tomllib
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .errors import SimulationError
+
+_HASH_READ = 1 << 20     # bytes per read when hashing an input file (memory stays flat for any size)
+
+
+class InputsChangedError(SimulationError):
+    """The inputs of a stored run changed since it started; resuming would mix two different runs."""
+
+    def __init__(self, store, changes, step=None):
+        self.store, self.changes = store, list(changes)
+        at = f" (records after step {step} would come from the changed inputs)" if step is not None else ""
+        super().__init__(
+            f"{store}: cannot resume: the run's inputs changed since it started:\n"
+            + "".join(f"  - {c}\n" for c in self.changes)
+            + "Restore them to resume bit-identically, or pass --allow-changed-inputs "
+              f"(resume(..., allow_changed_inputs=True)) to continue with them as they are now{at}")
 
 _ARRAYS = ("state", "prev", "ports", "ext", "weights", "dw_filter", "masks", "pop_float", "proj_float")
 
@@ -105,20 +130,129 @@ def scenario_from_store(path):
     return scenario_from_dict(tomllib.loads(text), source=src, text=text, base_dir=base, overrides=ovs)
 
 
-def resume(path, *, progress=False, backend=None, run=True):
+def file_sha256(path):
+    """SHA-256 (hex) of a file read 1 MiB at a time; of a directory (a ``.zarr`` store), of its files in
+    sorted order, each as its relative path and its bytes (so a renamed or moved chunk counts too).
+    ``None`` if the path does not exist."""
+    p = Path(path)
+    if not p.exists():
+        return None
+    h = hashlib.sha256()
+    files = sorted((f.relative_to(p).as_posix(), f) for f in p.rglob("*") if f.is_file()) if p.is_dir() else [("", p)]
+    for rel, f in files:
+        if p.is_dir():
+            h.update(rel.encode() + b"\0")
+        with open(f, "rb") as fh:
+            while block := fh.read(_HASH_READ):
+                h.update(block)
+    return h.hexdigest()
+
+
+def _resolve(name, base_dir):
+    p = Path(name)
+    if not p.is_absolute() and base_dir is not None:
+        p = Path(base_dir) / p
+    return p.resolve()
+
+
+def _morphology_file(name, base_dir):
+    """The SWC file a population's ``morphology`` reads: a path (relative to the scenario or the working
+    directory) or a bundled cell id (see :func:`microcircuit.morphology.load_morphology`)."""
+    from .morphology import MORPHOLOGY_DIR
+    for cand in (_resolve(name, base_dir), Path(name).resolve(), MORPHOLOGY_DIR / f"{name}_m.swc",
+                 MORPHOLOGY_DIR / f"{name}.swc"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def input_files(sc):
+    """``{field: absolute path}`` of every file the scenario reads: array stimuli (``stimuli[i].file``),
+    weight files (``projections[j].weights.file``) and morphologies (``populations[k].morphology``,
+    bundled cells included). Paths resolve as the build does, against the scenario's folder."""
+    out = {}
+    base = sc.base_dir
+    for i, s in enumerate(sc.data.get("stimuli", [])):
+        if s.get("waveform") == "array" and isinstance(s.get("file"), str):
+            out[f"stimuli[{i}].file"] = _resolve(s["file"], base)
+    for j, pr in enumerate(sc.data.get("projections", [])):
+        w = pr.get("weights")
+        if isinstance(w, dict) and w.get("dist") == "array" and "value" not in w and isinstance(w.get("file"), str):
+            out[f"projections[{j}].weights.file"] = _resolve(w["file"], base)
+    for k, pop in enumerate(sc.data.get("populations", [])):
+        if isinstance(pop.get("morphology"), str):
+            f = _morphology_file(pop["morphology"], base)
+            if f is not None:
+                out[f"populations[{k}].morphology"] = f
+    return out
+
+
+def scenario_sha256(text, overrides):
+    """SHA-256 of a scenario's text together with its overrides (as stored: ``["key=value", ...]``)."""
+    return hashlib.sha256(json.dumps({"text": text, "overrides": list(overrides)}).encode()).hexdigest()
+
+
+def input_hashes(sc):
+    """The root attr ``inputs`` of a run from ``sc``: ``{"scenario_sha256": ..., "files": {field: {"path",
+    "sha256"}}}``, hashed when the run starts so that a resume can tell whether anything changed since."""
+    ovs = [f"{k}={v}" for k, v in sc.overrides]
+    return {"scenario_sha256": scenario_sha256(sc.text, ovs),
+            "files": {label: {"path": str(p), "sha256": file_sha256(p)} for label, p in input_files(sc).items()}}
+
+
+def changed_inputs(path, sc, root_attrs):
+    """What differs between the inputs recorded when the run at ``path`` started and those a resume
+    would read now (human-readable lines; empty: nothing changed)."""
+    stored = root_attrs.get("inputs")
+    changes = []
+    src = root_attrs.get("scenario_source")
+    if src and Path(src).is_file() and Path(src).read_text() != root_attrs.get("scenario"):
+        changes.append(f"the scenario file {src} was edited; a resume runs the scenario text stored in the "
+                       "store and would ignore the edits")
+    if not isinstance(stored, dict):
+        warnings.warn(f"{path}: the store records no input hashes (written before microcircuit kept them); "
+                      "cannot check that its input files are unchanged", stacklevel=3)
+        return changes
+    if stored.get("scenario_sha256") != scenario_sha256(root_attrs.get("scenario", ""), root_attrs.get("overrides", [])):
+        changes.append("the stored scenario text or overrides no longer match their hash (root attrs edited)")
+    now = input_hashes(sc)["files"]
+    old = stored.get("files", {})
+    for label in sorted(set(old) | set(now)):
+        a, b = old.get(label), now.get(label)
+        if a is None or b is None:
+            changes.append(f"{label}: {'new input ' + b['path'] if a is None else 'no longer read (' + a['path'] + ')'}")
+        elif a["path"] != b["path"]:
+            changes.append(f"{label}: was {a['path']}, now resolves to {b['path']}")
+        elif a["sha256"] != b["sha256"]:
+            what = "is missing" if b["sha256"] is None else "changed"
+            changes.append(f"{label}: {b['path']} {what} since the run started (sha256 "
+                           f"{str(a['sha256'])[:12]}... then, {str(b['sha256'])[:12]}... now)")
+    return changes
+
+
+def resume(path, *, progress=False, backend=None, run=True, allow_changed_inputs=False):
     """Resume the run stored at ``path`` from its last checkpoint; returns the (closed) Simulation.
 
-    With ``run=False`` the restored, reopened simulation is returned without running it.
+    With ``run=False`` the restored, reopened simulation is returned without running it. Raises
+    :class:`InputsChangedError` if the run's input files or scenario file changed since it started
+    (see the module docstring), unless ``allow_changed_inputs``.
     """
-    from .recording import ZarrRecorder, read_checkpoint
+    from .recording import ZarrRecorder, _open_root, read_checkpoint
     sc = scenario_from_store(path)
     if "protocol" in sc.data:
         raise SimulationError(f"{path}: runs with a [protocol] table cannot be resumed yet")
     arrays, attrs = read_checkpoint(path)
+    root_attrs = dict(_open_root(Path(path)).attrs)
+    changes = changed_inputs(path, sc, root_attrs)
+    if changes and not allow_changed_inputs:
+        raise InputsChangedError(path, changes, attrs.get("step"))
     sim = sc.build(output=False, progress=progress, backend=backend)
     restore_program(sim.program, arrays, attrs)
     sim.recorder = ZarrRecorder.reopen(path, sim._specs, n_records=attrs.get("n_records"),
                                        last_step=attrs.get("last_step"))
+    if changes:  # allowed: keep a record of which part of the run used which inputs
+        noted = list(root_attrs.get("resumed_with_changed_inputs", []))
+        sim.recorder.set_attrs(resumed_with_changed_inputs=[*noted, {"step": attrs.get("step"), "changes": changes}])
     sim.output_path = path
     sim.checkpoint_every = checkpoint_steps(sc)
     if not run:

@@ -41,7 +41,8 @@ def cmd_resume(args):
     _, attrs = read_checkpoint(store)
     print(f"resuming {store} from step {attrs['step']}", file=sys.stderr)
     try:
-        sim = resume(store, progress=not args.no_progress)
+        sim = resume(store, progress=not args.no_progress,
+                     allow_changed_inputs=getattr(args, "allow_changed_inputs", False))
     except KeyboardInterrupt:
         print(f"\ninterrupted; the recording in {store} is readable and marked incomplete", file=sys.stderr)
         return 130
@@ -90,9 +91,21 @@ def cmd_run(args):
 
 
 def cmd_info(args):
-    from .recording import describe_store
-    print(describe_store(args.store))
-    return 0
+    """Describe a store; with --verify also read every chunk and exit 1 if anything is damaged or missing."""
+    import warnings
+    from .recording import IncompleteStoreWarning, describe_store, verify_store
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IncompleteStoreWarning)  # describe_store lists them as WARNING lines
+        print(describe_store(args.store))
+        if not getattr(args, "verify", False):
+            return 0
+        problems = verify_store(args.store)
+    bad = [x for x in problems if x.kind != "no_checksum"]
+    for x in problems:
+        if x.kind in ("damaged_chunk", "unreadable_chunk", "no_checksum"):   # the others are listed above
+            print(f"  {'DAMAGED' if x.kind != 'no_checksum' else 'NOTE'}: {x}")
+    print(f"verify: {len(bad)} problem(s)" if bad else "verify: OK, every chunk read back and matched its checksum")
+    return 1 if bad else 0
 
 
 def main(argv=None):
@@ -107,6 +120,9 @@ def main(argv=None):
                    help="override a scenario field, e.g. --set simulation.dt=0.05")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output store")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--allow-changed-inputs", action="store_true",
+                   help="with --resume: continue even though the scenario file or an input file (stimulus, weights, "
+                        "morphology) changed since the run started (the result then differs from an uninterrupted run)")
     r.set_defaults(func=cmd_run)
     v = sub.add_parser("validate", help="check a scenario file and describe its circuit")
     v.add_argument("scenario")
@@ -114,6 +130,8 @@ def main(argv=None):
     v.set_defaults(func=cmd_validate)
     i = sub.add_parser("info", help="describe what a recording store holds")
     i.add_argument("store")
+    i.add_argument("--verify", action="store_true",
+                   help="read every chunk and check its checksum (a full read of the store); exit 1 on damage")
     i.set_defaults(func=cmd_info)
     extra = _extra_commands(sub)
     args = ap.parse_args(argv)

@@ -144,7 +144,8 @@ def _spec(dtype=np.float64):
 @pytest.mark.parametrize("codec", CODECS)
 def test_codec_option_is_stored_and_round_trips_exactly(tmp_path, codec):
     """Each codec is written into the array metadata (zarr v3 codecs: bytes, then zstd / blosc
-    lz4+shuffle / nothing) and the values read back are the written ones, bit for bit."""
+    lz4+shuffle / nothing, then the crc32c checksum) and the values read back are the written ones,
+    bit for bit."""
     import zarr
 
     rng = np.random.default_rng(0)
@@ -154,8 +155,9 @@ def test_codec_option_is_stored_and_round_trips_exactly(tmp_path, codec):
     rec.append({("hidden", "u"): data[25:]}, first_step=25)
     rec.close()
     names = [type(c).__name__ for c in zarr.open_array(str(tmp_path / "r.zarr" / "hidden" / "u"), mode="r").metadata.codecs]
-    assert names == {"zstd": ["BytesCodec", "ZstdCodec"], "lz4": ["BytesCodec", "BloscCodec"],
-                     "none": ["BytesCodec"]}[codec]
+    assert names == {"zstd": ["BytesCodec", "ZstdCodec", "Crc32cCodec"],
+                     "lz4": ["BytesCodec", "BloscCodec", "Crc32cCodec"],
+                     "none": ["BytesCodec", "Crc32cCodec"]}[codec]
     np.testing.assert_array_equal(open_recording(tmp_path / "r.zarr")["hidden"]["u"].values, data)
 
 
@@ -176,7 +178,8 @@ def test_simulation_passes_the_codec_and_float32_is_the_rounded_float64(tmp_path
     sim32 = Simulation(_prog(), recordings=[Recording("pyr1", ["u"], dtype="float32")],
                        output=str(tmp_path / "b.zarr"), codec="lz4", chunk_steps=16)
     sim32.run(steps=40).close()
-    assert [type(c).__name__ for c in zarr.open_array(str(tmp_path / "a.zarr" / "pyr1" / "u")).metadata.codecs] == ["BytesCodec"]
+    assert [type(c).__name__ for c in zarr.open_array(str(tmp_path / "a.zarr" / "pyr1" / "u")).metadata.codecs] == [
+        "BytesCodec", "Crc32cCodec"]
     u64 = open_recording(tmp_path / "a.zarr")["pyr1"]["u"].values
     u32 = open_recording(tmp_path / "b.zarr")["pyr1"]["u"].values
     assert u64.dtype == np.float64 and u32.dtype == np.float32
@@ -217,7 +220,8 @@ def test_scenario_output_codec_reaches_the_store(tmp_path):
     g = zarr.open_group(str(out), mode="r")
     arrays = [a for _, grp in g.groups() for name, a in grp.arrays() if name not in ("time", "neuron", "batch",
                                                                                     "compartment")]
-    assert arrays and all([type(c).__name__ for c in a.metadata.codecs] == ["BytesCodec"] for a in arrays)
+    assert arrays and all([type(c).__name__ for c in a.metadata.codecs] == ["BytesCodec", "Crc32cCodec"]
+                          for a in arrays)
     with pytest.raises(ScenarioError, match="output.codec"):
         load_scenario(root / "scenarios" / "le_chain.toml", overrides=["output.codec=snappy"])
 

@@ -72,6 +72,9 @@ def build_simulation(sc, output=None, overwrite=None, progress=False, backend=No
         ow = out_cfg.get("overwrite", False) if overwrite is None else overwrite
         attrs = {"scenario": sc.text, "scenario_name": sc.name, "scenario_source": _abs(sc.source),
                  "overrides": [f"{k}={v}" for k, v in sc.overrides]}
+        if path:  # hashes of the scenario and its input files at the start, checked by a resume
+            from ..checkpoint import input_hashes
+            attrs["inputs"] = input_hashes(sc)
         return Simulation(prog, recordings=recs, output=path, overwrite=ow,
                           chunk_steps=chunk_steps or sim_cfg.get("chunk_steps", 2000),
                           backend=backend or sim_cfg.get("backend", "numba"), gates=gates, attrs=attrs,
