@@ -16,21 +16,57 @@ def _err(msg, code=2):
     return code
 
 
+def add_limit_flags(parser):
+    """``--max-memory`` / ``--max-steps``: the limits of :mod:`microcircuit.limits` for this command."""
+    parser.add_argument("--max-memory", metavar="BYTES", default=None,
+                        help="refuse scenarios whose estimated memory is above this (e.g. 16G; default half "
+                             "of physical RAM, or MICROCIRCUIT_MAX_MEMORY)")
+    parser.add_argument("--max-steps", metavar="N", default=None,
+                        help="refuse runs of more steps than this (default 1e9, or MICROCIRCUIT_MAX_STEPS)")
+
+
+def apply_limit_flags(args):
+    """Put the limit flags into the environment, so that this process and any worker it starts (a
+    sweep's Dask workers) check the same limits."""
+    import os
+    from .limits import parse_size, LimitError
+    for flag, var in (("max_memory", "MICROCIRCUIT_MAX_MEMORY"), ("max_steps", "MICROCIRCUIT_MAX_STEPS")):
+        val = getattr(args, flag, None)
+        if val is not None:
+            try:
+                os.environ[var] = str(parse_size(val, "--" + flag.replace("_", "-")))
+            except ValueError as exc:
+                raise LimitError(str(exc)) from None
+
+
 def cmd_validate(args):
+    from .errors import printable
+    from .limits import estimate_memory, fmt_bytes, current, step_count
     from .scenario import load_scenario
+    apply_limit_flags(args)
     sc = load_scenario(args.scenario, args.set)
     c = sc.circuit()
     sim = sc.data["simulation"]
-    print(f"{args.scenario}: OK")
-    print(c.describe())
+    # everything echoed from the file (names, paths, values) goes through printable(): no terminal escapes
+    out = [f"{args.scenario}: OK"]
+    if sc.data.get("scenario", {}).get("name"):
+        out.append(f"scenario: {sc.data['scenario']['name']}")
+    out.append(c.describe())
     if any(p.model in ("pyramidal", "output_pyramidal", "interneuron") for p in c.populations):
         from .microcircuit import conductance_table
-        print("Microcircuit conductances (1/ms; from preset, explicit values or morphology):")
-        print(conductance_table(c))
+        out.append("Microcircuit conductances (1/ms; from preset, explicit values or morphology):")
+        out.append(conductance_table(c))
     dur = sim.get("duration")
     if dur:
-        print(f"dt = {sim['dt']} ms, duration = {dur} ms ({int(round(dur / sim['dt']))} steps), "
-              f"scheme = {sim.get('scheme', 'synchronous')}, batch = {sim.get('batch', 1)}")
+        out.append(f"dt = {sim['dt']} ms, duration = {dur} ms ({int(round(step_count(sim['dt'], dur)))} steps), "
+                   f"scheme = {sim.get('scheme', 'synchronous')}, batch = {sim.get('batch', 1)}")
+    total, parts = estimate_memory(sc.data, sc.base_dir)
+    out.append(f"memory estimate: {fmt_bytes(total)} ("
+               + ", ".join(f"{k} {fmt_bytes(b)}" for k, (b, _) in parts.items() if b)
+               + f"); limit {fmt_bytes(current().max_memory_bytes)}")
+    for path, msg in sc.warnings:
+        out.append(f"warning: {path}: {msg}")
+    print(printable("\n".join(out)))
     return 0
 
 
@@ -60,18 +96,21 @@ def cmd_run(args):
         return cmd_resume(args)
     if args.scenario is None:
         return _err("run needs a scenario file (or --resume STORE)")
+    apply_limit_flags(args)
     sc = load_scenario(args.scenario, args.set)
     out = args.out or sc.data.get("output", {}).get("path") or f"{Path(args.scenario).stem}.zarr"
+    # --overwrite, or the scenario's [output] overwrite = true
+    overwrite = bool(args.overwrite or sc.data.get("output", {}).get("overwrite", False))
     if "protocol" in sc.data:
         from .protocols import run_protocol
-        result = run_protocol(sc, output=out, overwrite=args.overwrite, progress=not args.no_progress)
+        result = run_protocol(sc, output=out, overwrite=overwrite, progress=not args.no_progress)
         print(result.summary())
         print(f"recording: {out}")
         return 0
     dur = sc.data["simulation"].get("duration")
     if dur is None:
         return _err(f"{args.scenario}: simulation.duration: needed to run; add it or use --set simulation.duration=...")
-    sim = sc.build(output=out, overwrite=args.overwrite, progress=not args.no_progress)
+    sim = sc.build(output=out, overwrite=overwrite, progress=not args.no_progress)
     from .checkpoint import checkpoint_steps
     sim.checkpoint_every = checkpoint_steps(sc)
     try:
@@ -120,6 +159,7 @@ def main(argv=None):
                    help="override a scenario field, e.g. --set simulation.dt=0.05")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output store")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_limit_flags(r)
     r.add_argument("--allow-changed-inputs", action="store_true",
                    help="with --resume: continue even though the scenario file or an input file (stimulus, weights, "
                         "morphology) changed since the run started (the result then differs from an uninterrupted run)")
@@ -127,6 +167,7 @@ def main(argv=None):
     v = sub.add_parser("validate", help="check a scenario file and describe its circuit")
     v.add_argument("scenario")
     v.add_argument("--set", action="append", default=[], metavar="dotted.key=value")
+    add_limit_flags(v)
     v.set_defaults(func=cmd_validate)
     i = sub.add_parser("info", help="describe what a recording store holds")
     i.add_argument("store")

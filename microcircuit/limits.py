@@ -138,6 +138,10 @@ def _n_selected(neurons, size):
     return size
 
 
+# what every run holds besides its arrays (store writer, codecs, tables; measured ~8 MiB on small scenarios)
+RUNTIME_BYTES = 8 * MiB
+
+
 def estimate_memory(data, base_dir=None, steps=None, in_memory=False):
     """Estimated peak bytes of building and running a validated scenario dict.
 
@@ -147,8 +151,9 @@ def estimate_memory(data, base_dir=None, steps=None, in_memory=False):
     the run's copy), ``weights`` (post x pre per projection: the float64 blocks while compiling, their
     concatenation and the run's copy, plus masks, random feedback and optimiser state),
     ``stimuli`` (the per-chunk stimulus block and each stimulus' values per chunk; array inputs by
-    their .npy header) and ``recording`` (the per-chunk record buffers: two alternating chunks when
-    writing to a store; with ``in_memory`` every recorded value of the run).
+    their .npy header), ``runtime`` (a constant) and ``recording`` (the per-chunk record buffers: two
+    alternating chunks and the writer's copy of one when writing to a store; with ``in_memory`` every
+    recorded value of the run).
     """
     from .models import MODELS
     sim = data.get("simulation") if isinstance(data.get("simulation"), dict) else {}
@@ -199,21 +204,35 @@ def estimate_memory(data, base_dir=None, steps=None, in_memory=False):
             w_big = (n_w, f"projections[{j}]")
     # compiling: float64 blocks + their float64 concatenation + the run's copy (dtype)
     parts["weights"] = (w_total * 16 + w_persist * item, w_big[1])
-    stim_cols, stim_vals, s_big = 0, 0, (0, "stimuli")
+    stim_cols, stim_vals, stim_rows, s_big = 0, 0, 0, (0, "stimuli")
     for i, s in enumerate(data.get("stimuli") or []):
         if not isinstance(s, dict):
             continue
         n = pops.get(s.get("target"), (0,))[0]
         stim_cols += n
-        b = K * n * 8 * 2                                       # values per chunk + their shaped copy
-        if s.get("waveform") == "array" and isinstance(s.get("file"), str):
-            info = array_header(s["file"], base_dir)
+        wf = s.get("waveform")
+        if wf == "array":
+            # distinct rows per chunk only (a held sample is stored once), shared by the batch unless 3-D
+            hold = _int(s.get("hold_steps"), 1) or 1
+            info = array_header(s["file"], base_dir) if isinstance(s.get("file"), str) else None
+            T = info[0][0] if info and info[0] else K
+            rows = min(K // hold + 2, T, K)
+            stim_rows += rows
+            b = rows * n * B * 8 * 2                            # the rows and their shaped copy
             if info is not None:
                 b += 2 * math.prod(info[0]) * 8                # the file read, then its float64 copy
+        else:
+            stim_rows += K
+            comps = max([len(s[k]) for k in ("amplitude", "omega", "frequency_hz", "phase")
+                         if isinstance(s.get(k), list)] + [1])
+            # (K, n) values per chunk (a sum of sines: (K, components)) and one temporary
+            b = K * max(n, comps) * 8 * 2
         stim_vals += b
         if b > s_big[0]:
             s_big = (b, f"stimuli[{i}]")
-    parts["stimuli"] = (K * stim_cols * B * item + stim_vals * B, s_big[1])
+    # the block of all stimuli for one chunk: (rows, columns, batch) in the run's dtype
+    parts["stimuli"] = (min(stim_rows, K * max(1, len(data.get("stimuli") or []))) * stim_cols * B * item
+                        + stim_vals, s_big[1])
     rec, r_big = 0, (0, "recordings")
     for i, r in enumerate(data.get("recordings") or []):
         if not isinstance(r, dict) or r.get("population") not in pops:
@@ -227,13 +246,38 @@ def estimate_memory(data, base_dir=None, steps=None, in_memory=False):
             ncomp += len(var.code) if var is not None and isinstance(var.code, tuple) else 1
         per_step = B * _n_selected(r.get("neurons", "all"), n) * ncomp * 8
         rows = (math.ceil(steps / stride) if in_memory and steps and math.isfinite(steps)
-                else 2 * math.ceil(K / stride))
+                else 3 * math.ceil(K / stride))
         b = rows * per_step
         rec += b
         if b > r_big[0]:
             r_big = (b, f"recordings[{i}]")
     parts["recording"] = (rec, r_big[1])
+    parts["runtime"] = (RUNTIME_BYTES, "simulation")
     return sum(b for b, _ in parts.values()), parts
+
+
+def _blame(data, base_dir, steps, total):
+    """The one field (a population's size, simulation.batch or simulation.chunk_steps) whose reduction
+    to 1 saves the most of the estimate: ``(dotted path, bytes saved)``."""
+    import copy
+    best = (None, 0)
+    shallow = dict(data)
+    sim = data.get("simulation") if isinstance(data.get("simulation"), dict) else {}
+    pops = data.get("populations") if isinstance(data.get("populations"), list) else []
+    trials = [(f"simulation.{k}", "simulation", k) for k in ("batch", "chunk_steps") if _int(sim.get(k), 1) > 1]
+    trials += [(f"populations[{i}].size", i, "size") for i, p in enumerate(pops)
+               if isinstance(p, dict) and _int(p.get("size"), 1) > 1]
+    for path, where, key in trials:
+        trial = dict(shallow)
+        if where == "simulation":
+            trial["simulation"] = dict(sim, **{key: 1})
+        else:
+            trial["populations"] = list(pops)
+            trial["populations"][where] = dict(pops[where], size=1)
+        saving = total - estimate_memory(trial, base_dir, steps)[0]
+        if saving > best[1]:
+            best = (path, saving)
+    return best
 
 
 def array_header(path, base_dir=None):
@@ -310,11 +354,15 @@ def check_run(data, base_dir=None, limits=None):
     total, parts = estimate_memory(data, base_dir, steps)
     if total > lim.max_memory_bytes:
         comp, (b, where) = max(parts.items(), key=lambda kv: kv[1][0])
+        field, saving = _blame(data, base_dir, steps, total)
         detail = ", ".join(f"{k} {fmt_bytes(v)}" for k, (v, _) in parts.items() if v)
+        if field is not None and saving >= total / 2:
+            where, fix = field, f"{field} drives {fmt_bytes(saving)} of it: make it smaller"
+        else:
+            fix = (f"the largest part is {comp} ({where}): make it smaller (fewer neurons, a smaller batch, "
+                   f"fewer recorded neurons or a larger stride, a smaller simulation.chunk_steps)")
         problems.append((where, f"the run needs about {fmt_bytes(total)} of memory ({detail}), over the "
-                                f"limit of {fmt_bytes(lim.max_memory_bytes)} (max_memory_bytes); the largest "
-                                f"part is {comp} ({where}): make it smaller (fewer neurons, a smaller batch, "
-                                f"fewer recorded neurons or a larger stride, a smaller simulation.chunk_steps), "
+                                f"limit of {fmt_bytes(lim.max_memory_bytes)} (max_memory_bytes); {fix}, "
                                 f"or raise the limit with MICROCIRCUIT_MAX_MEMORY / --max-memory"))
     out = data.get("output") if isinstance(data.get("output"), dict) else {}
     every, where = None, None

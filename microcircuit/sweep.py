@@ -90,6 +90,83 @@ def parse_grid(items):
     return grid
 
 
+def _shape_signature(data):
+    """What fixes the shape of the sweep store (its template is built from the base scenario): the
+    step count, the batch, the populations' sizes, the recordings and the projections."""
+    sim = data["simulation"]
+    pops = data.get("populations", [])
+    return {
+        "the number of steps (simulation.duration / simulation.dt)": int(round(sim["duration"] / sim["dt"])),
+        "simulation.batch": sim.get("batch", 1),
+        "the population sizes": [(p.get("name"), p.get("size")) for p in pops],
+        "the recordings": json.dumps(data.get("recordings", []), sort_keys=True, default=str),
+        "the projections": [(pr.get("name"), pr.get("pre"), pr.get("post"),
+                             (pr.get("connector") or {}).get("kind", "all_to_all"))
+                            for pr in data.get("projections", [])],
+    }
+
+
+def check_grid(sc, grid, seeds=None, base_overrides=(), workers=0, local=True):
+    """Validate a whole sweep before its first point runs: the argument ranges, the number of points
+    (grid product x seeds) against ``max_sweep_points``, and every value of every key applied to the
+    scenario (schema, cross-references, the limits: memory estimate and steps). A value that changes
+    the shape of the store (steps, batch, sizes, recordings, projections) is refused: all points write
+    into one store of one shape. With ``local`` workers, ``workers`` points run at once on this machine:
+    their summed memory estimate must fit the limit. Raises SweepError or one ScenarioError listing every
+    bad value."""
+    from .errors import ScenarioError
+    from .limits import current, estimate_memory, fmt_bytes
+    from .scenario.load import scenario_from_dict
+    lim = current()
+    if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
+        raise SweepError(f"--seeds must be an integer >= 1, got {seeds!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise SweepError(f"--workers must be an integer >= 0 (0 = sequential in this process), got {workers!r}")
+    n_values = sum(len(v) for v in grid.values())
+    n_points = math.prod(len(v) for v in grid.values()) * (seeds or 1)
+    if n_points > lim.max_sweep_points or n_values > lim.max_sweep_points:
+        shape = [str(len(v)) for v in grid.values()] + ([f"{seeds} seeds"] if seeds else [])
+        raise SweepError(f"the sweep has {n_points:,} points ({' x '.join(shape)}), over the limit of "
+                         f"{lim.max_sweep_points:,} "
+                         f"(max_sweep_points); split it into smaller sweeps or raise "
+                         f"MICROCIRCUIT_MAX_SWEEP_POINTS")
+    for k, vals in grid.items():
+        if not vals:
+            raise SweepError(f"--grid {k}: needs at least one value")
+    base = tomllib.loads(sc.text) if sc.text else sc.data
+    base_sig = _shape_signature(sc.data)
+    problems = []
+    peak = estimate_memory(sc.data, sc.base_dir)[0]
+    for k, vals in grid.items():
+        for v in vals:
+            label = f"--grid {k}={_fmt(v)}"
+            try:
+                pt = scenario_from_dict(base, source=sc.source, text=sc.text, base_dir=sc.base_dir,
+                                        overrides=list(base_overrides) + [f"{k}={_fmt(v)}"], limits=lim)
+            except ScenarioError as exc:
+                problems += [(f"{label}: {p}" if p else label, m) for p, m in exc.problems]
+                continue
+            if "protocol" in pt.data or pt.data["simulation"].get("duration") is None:
+                problems.append((label, "the point has a [protocol] table or no simulation.duration; a sweep "
+                                        "runs plain scenarios with a duration"))
+                continue
+            peak = max(peak, estimate_memory(pt.data, pt.base_dir)[0])
+            sig = _shape_signature(pt.data)
+            changed = [what for what in base_sig if sig[what] != base_sig[what]]
+            if changed:
+                problems.append((label, f"changes {' and '.join(changed)}; every point of a sweep writes into "
+                                        f"one store of one shape, so sweeping {k} is not supported: run one "
+                                        f"sweep (or run) per value with its own --out, or set it with --set"))
+    if problems:
+        raise ScenarioError(problems, sc.source)
+    at_once = min(workers, n_points) if local and workers > 0 else 1
+    if peak * at_once > lim.max_memory_bytes:
+        raise SweepError(f"--workers {workers}: {at_once} points at once need about {fmt_bytes(peak * at_once)} "
+                         f"({fmt_bytes(peak)} each), over the limit of {fmt_bytes(lim.max_memory_bytes)} "
+                         f"(max_memory_bytes); use fewer --workers, or raise MICROCIRCUIT_MAX_MEMORY / --max-memory")
+    return n_points
+
+
 def _split_values(text):
     # split on commas outside brackets, so list values like [1,2],[3,4] work
     out, depth, cur = [], 0, ""
@@ -266,11 +343,11 @@ def run_sweep(scenario, grid=None, *, seeds=None, out=None, workers=2, scheduler
     if not grid and not seeds:
         raise SweepError("nothing to sweep: give --grid dotted.key=v1,v2,... and/or --seeds N")
     grid = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in grid.items()}
-    for k, vals in grid.items():  # fail fast on a bad key or value, before any worker starts
-        load_scenario(scenario, base_overrides + [f"{k}={_fmt(vals[0])}"])
-    dims = list(grid) + (["seed"] if seeds else [])
     if "simulation.seed" in grid and seeds:
         raise SweepError("--grid simulation.seed and --seeds both set the seed; use one")
+    # every value of every key, before any point runs
+    check_grid(sc, grid, seeds, base_overrides, workers, local=scheduler is None and client is None)
+    dims = list(grid) + (["seed"] if seeds else [])
     out = Path(out or f"{Path(scenario).stem}_sweep.zarr")
     attrs = _spec_attrs(sc, grid, seeds, base_overrides)
     fresh = True
@@ -341,6 +418,8 @@ def open_sweep(path):
 
 # ------------------------------------------------------------------------------------ CLI
 def cmd_sweep(args):
+    from .cli import apply_limit_flags
+    apply_limit_flags(args)
     grid = parse_grid(args.grid)
     res = run_sweep(args.scenario, grid, seeds=args.seeds, out=args.out, workers=args.workers,
                     scheduler=args.scheduler, overrides=args.set, overwrite=args.overwrite,
@@ -350,14 +429,29 @@ def cmd_sweep(args):
     return 0
 
 
+def _int_at_least(low):
+    """An argparse type: an integer >= low (``1e8`` and ``-1`` are refused with a message, not a hang)."""
+    import argparse
+
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {v}")
+        return v
+    return parse
+
+
 def add_sweep_command(subparsers):
     s = subparsers.add_parser("sweep", help="run a scenario over a parameter grid (Dask), into one Zarr store")
     s.add_argument("scenario")
     s.add_argument("--grid", action="append", default=[], metavar="dotted.key=v1,v2,...",
                    help="values of one scenario field; several --grid give their cartesian product")
-    s.add_argument("--seeds", type=int, default=None, metavar="N",
+    s.add_argument("--seeds", type=_int_at_least(1), default=None, metavar="N",
                    help="N seeds per grid point, derived with SeedSequence(simulation.seed).spawn(N)")
-    s.add_argument("--workers", type=int, default=2,
+    s.add_argument("--workers", type=_int_at_least(0), default=2,
                    help="local worker processes (default 2; 0 = sequential in this process)")
     s.add_argument("--scheduler", default=None, metavar="ADDRESS", help="use an existing Dask scheduler")
     s.add_argument("--out", default=None, metavar="STORE", help="Zarr store (default <scenario>_sweep.zarr)")
@@ -365,5 +459,7 @@ def add_sweep_command(subparsers):
                    help="override a scenario field for every point")
     s.add_argument("--overwrite", action="store_true", help="replace an existing sweep store")
     s.add_argument("--no-progress", action="store_true")
+    from .cli import add_limit_flags
+    add_limit_flags(s)
     s.set_defaults(func=cmd_sweep)
     return s
