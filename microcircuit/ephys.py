@@ -30,6 +30,15 @@ __all__ = [
     "load_ibw",
     "load_abf",
     "load_nwb",
+    "load_icephys",
+    "detect_step",
+    "check_stimulus_window",
+    "unit_scale",
+    "EphysUnitsError",
+    "StimulusWindowError",
+    "EphysWarning",
+    "BaselineAboveThresholdWarning",
+    "FitWarning",
     "load_bundled_cell",
     "bundled_cells",
     "bundled_fi_points",
@@ -336,6 +345,264 @@ def load_nwb(path, series: str) -> xr.DataArray:
     return xr.DataArray(si * fac, dims=dims, coords={"time": xr.DataArray(t, dims="time", attrs={"units": "ms"})},
                         name=series.split("/")[-1],
                         attrs={"units": out_unit, "long_name": description or series, "source_file": str(p)})
+
+
+# ---------------------------------------------------------------------- current-clamp sweeps
+
+
+def detect_step(current: xr.DataArray, dim: str = "time", min_amplitude: float = 1.0) -> xr.Dataset:
+    """Step onset, offset and amplitude of each current sweep (pA; time in ms).
+
+    Per sweep: holding = median of the first 2 % of samples; the step is the longest run of
+    samples deviating from the holding current by more than half the largest deviation (so a
+    short test pulse before a long step is skipped); amplitude = mean current over the middle
+    90 % of the step − mean before it (as :func:`load_bundled_cell`).  A sweep whose largest
+    deviation is below ``min_amplitude`` pA has no step: onset/offset NaN, amplitude 0.
+    Returns ``stim_start``, ``stim_end`` (ms), ``amplitude``, ``holding`` (pA) along the other dim.
+    """
+    i = current * unit_scale(current.attrs.get("units"), "pA", "current trace")
+    t = _time_in_ms(current, dim)
+    others = [d for d in i.dims if d != dim]
+    stacked = i.transpose(*others, dim).values.reshape(-1, t.size) if others else i.values[None, :]
+    rows = [_detect_one(row, t, min_amplitude) for row in stacked]
+    on, off, amp, hold = (np.array(col, dtype=float) for col in zip(*rows))
+    edim = others[0] if others else None
+    dims = (edim,) if edim else ()
+    sq = (lambda a: a) if edim else (lambda a: a[0])
+    coords = {c: i.coords[c] for c in i.coords if edim and i.coords[c].dims == (edim,)}
+    return xr.Dataset({
+        "stim_start": (dims, sq(on), {"units": "ms", "long_name": "step onset"}),
+        "stim_end": (dims, sq(off), {"units": "ms", "long_name": "step offset"}),
+        "amplitude": (dims, sq(amp), {"units": "pA", "long_name": "step amplitude"}),
+        "holding": (dims, sq(hold), {"units": "pA", "long_name": "holding current"}),
+    }, coords=coords)
+
+
+def _detect_one(i: np.ndarray, t: np.ndarray, min_amplitude: float) -> tuple[float, float, float, float]:
+    """(onset ms, offset ms, amplitude pA, holding pA) of one sweep; see :func:`detect_step`."""
+    n0 = max(3, i.size // 50)
+    holding = float(np.median(i[:n0]))
+    dev = i - holding
+    peak = float(np.max(np.abs(dev)))
+    if peak < min_amplitude:
+        return np.nan, np.nan, 0.0, holding
+    on_mask = np.abs(dev) > 0.5 * peak
+    edges = np.diff(np.concatenate([[0], on_mask.astype(np.int8), [0]]))
+    starts, stops = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    k = int(np.argmax(stops - starts))
+    a, b = int(starts[k]), int(stops[k])
+    dt = float(t[1] - t[0]) if t.size > 1 else 0.0
+    margin = (b - a) // 20
+    plateau = float(np.mean(i[a + margin:b - margin])) if b - a > 2 * margin else float(np.mean(i[a:b]))
+    pre = float(np.mean(i[:a])) if a > 0 else holding
+    return float(t[a]), float(t[b - 1] + dt), plateau - pre, pre
+
+
+def _align_sweeps(sweeps: list[dict], stim_start: float | None, stim_end: float | None, path) -> dict:
+    """Crop sweeps (each ``{"t","v","i","key"}``, t in ms from the sweep's first sample) so their
+    step onsets line up, and return stacked arrays with the common window.
+
+    Onsets come from ``stim_start``/``stim_end`` when given (ms from sweep start, all sweeps),
+    else from :func:`detect_step` on each sweep's current; sweeps without a detected step (0 pA)
+    take the median onset.  Raises :class:`EphysFileError` when sample intervals differ or no
+    sweep has a detectable step and no window was given.
+    """
+    dts = np.array([s["t"][1] - s["t"][0] for s in sweeps])
+    if np.ptp(dts) > 1e-6 * dts[0]:
+        raise EphysFileError(path, f"sweeps have different sample intervals {sorted(set(np.round(dts, 6)))} ms")
+    dt = float(dts[0])
+    if stim_start is not None and stim_end is not None:
+        onsets = np.full(len(sweeps), float(stim_start))
+        duration = float(stim_end) - float(stim_start)
+    else:
+        found = [_detect_one(s["i"], s["t"], 1.0) if s["i"] is not None else (np.nan,) * 4 for s in sweeps]
+        on = np.array([f[0] for f in found])
+        off = np.array([f[1] for f in found])
+        if not np.any(np.isfinite(on)):
+            raise EphysFileError(path, "no current step found in any sweep (no stimulus series, or flat ones); "
+                                       "pass stim_start= and stim_end= (ms from sweep start)")
+        duration = float(np.nanmedian(off - on))
+        onsets = np.where(np.isfinite(on), on, np.nanmedian(on))
+    idx = np.round(onsets / dt).astype(int)
+    pre = int(idx.min())
+    post = int(min(s["v"].size - k for s, k in zip(sweeps, idx)))
+    crop = [slice(k - pre, k + post) for k in idx]
+    v = np.stack([s["v"][c] for s, c in zip(sweeps, crop)])
+    i = np.stack([s["i"][c] if s["i"] is not None else np.full(pre + post, np.nan) for s, c in zip(sweeps, crop)])
+    return {"v": v, "i": i, "dt": dt, "stim_start": pre * dt, "stim_end": pre * dt + duration}
+
+
+def load_icephys(path, offset: float = 0.0, stim_start: float | None = None, stim_end: float | None = None,
+                 current=None) -> xr.Dataset:
+    """Current-clamp sweeps of a recording file as one labelled Dataset (the layout of
+    :func:`load_bundled_cell`).
+
+    Reads NWB (pynwb: the ``intracellular_recordings`` table's stimulus/response pairs where
+    present, otherwise acquisition voltage series paired with ``stimulus`` current series by
+    ``sweep_number`` or by the number ending their names), ABF (pyabf: ADC channel 0 and the
+    command waveform) and Igor ``.ibw`` (``path`` the voltage wave or a list of them, ``current``
+    the matching current wave(s)).  Units are converted from the file's own (NWB ``conversion``
+    and ``offset`` applied) to mV, pA and ms.
+
+    Each sweep's time starts at its first sample (absolute NWB sweep times dropped) and sweeps
+    are cropped so that step onsets coincide; the step window and amplitude are detected from the
+    current (:func:`detect_step`) unless ``stim_start``/``stim_end`` (ms from sweep start) are
+    given.  ``offset`` (mV) is subtracted from every voltage — the liquid-junction potential or an
+    amplifier offset (``V = V_file − offset``).
+
+    Returns variables ``voltage`` (mV) and ``current`` (pA) over (``sweep``, ``time``); coords
+    ``time`` (ms), ``time_from_onset`` (ms, 0 at step onset), ``sweep``, ``amplitude`` and
+    ``holding`` (pA); attrs ``stim_start``/``stim_end`` (ms), ``offset_mV`` (= ``ljp_mV``),
+    ``source_file``, ``pairing``.
+    """
+    p = Path(path[0] if isinstance(path, (list, tuple)) else path)
+    suffix = p.suffix.lower()
+    if suffix == ".nwb":
+        sweeps, pairing = _nwb_sweeps(_check_exists(p))
+    elif suffix == ".abf":
+        sweeps, pairing = _abf_sweeps(p), "ABF ADC 0 with command waveform"
+    elif suffix == ".ibw":
+        sweeps, pairing = _ibw_sweeps(path, current), "Igor voltage/current waves in order"
+    else:
+        raise EphysFileError(p, f"unknown recording format {suffix!r}; load_icephys reads .nwb, .abf and .ibw")
+    if not sweeps:
+        raise EphysFileError(p, "no current-clamp sweeps found")
+    al = _align_sweeps(sweeps, stim_start, stim_end, p)
+    n = al["v"].shape[1]
+    t = _time_coord(n, al["dt"])
+    s0, s1 = al["stim_start"], al["stim_end"]
+    win = (t.values >= s0 + 0.05 * (s1 - s0)) & (t.values < s1 - 0.05 * (s1 - s0))
+    holding = al["i"][:, t.values < s0].mean(axis=1)
+    amplitude = al["i"][:, win].mean(axis=1) - holding
+    return xr.Dataset(
+        {
+            "voltage": (("sweep", "time"), al["v"] - offset, {"units": "mV", "long_name": "membrane potential (offset-corrected)"}),
+            "current": (("sweep", "time"), al["i"], {"units": "pA", "long_name": "injected current"}),
+        },
+        coords={
+            "time": t,
+            "time_from_onset": ("time", t.values - s0, {"units": "ms", "long_name": "time from step onset"}),
+            "sweep": ("sweep", np.array([s["key"] for s in sweeps]), {"long_name": "sweep number"}),
+            "amplitude": ("sweep", amplitude, {"units": "pA", "long_name": "step amplitude"}),
+            "holding": ("sweep", holding, {"units": "pA", "long_name": "holding current"}),
+        },
+        attrs={"cell": p.stem, "stim_start": float(s0), "stim_end": float(s1), "stim_units": "ms",
+               "offset_mV": float(offset), "ljp_mV": float(offset), "source_file": str(p), "pairing": pairing},
+    )
+
+
+def _series_ms_si(ts, start: int = 0, count: int | None = None, target: str = "mV") -> tuple[np.ndarray, np.ndarray]:
+    """(time ms from the series' first sample, values in ``target``) of a pynwb TimeSeries slice."""
+    n = len(ts.data)
+    stop = n if count is None or count < 0 else start + count
+    data = np.asarray(ts.data[start:stop], dtype=float) * float(ts.conversion) + float(getattr(ts, "offset", 0.0) or 0.0)
+    values = data * unit_scale(ts.unit, target, f"NWB series {ts.name!r}")
+    if ts.timestamps is not None:
+        t = np.asarray(ts.timestamps[start:stop], dtype=float) * 1e3
+    else:
+        t = (np.arange(start, stop) / float(ts.rate)) * 1e3
+    return t - t[0], values
+
+
+def _nwb_sweeps(p: Path) -> tuple[list[dict], str]:
+    """Sweeps of an NWB file: pairs from the icephys table, else acquisition/stimulus by number."""
+    pynwb = _need("pynwb", "nwb")
+    try:
+        io = pynwb.NWBHDF5IO(str(p), "r")
+        nwb = io.read()
+    except Exception as exc:
+        raise EphysFileError(p, f"not a readable NWB file ({type(exc).__name__}: {_short(exc)})") from exc
+    try:
+        pairs, pairing = _icephys_table_pairs(nwb), "intracellular_recordings table"
+        if not pairs:
+            pairs, pairing = _name_pairs(nwb, p), "acquisition/stimulus series by sweep number"
+        sweeps = []
+        for key, (resp, rs, rc), stim in pairs:
+            t, v = _series_ms_si(resp, rs, rc, "mV")
+            i = _series_ms_si(stim[0], stim[1], stim[2], "pA")[1] if stim is not None else None
+            if i is not None and i.size != v.size:
+                raise EphysFileError(p, f"sweep {key}: stimulus has {i.size} samples, response {v.size}")
+            sweeps.append({"t": t, "v": v, "i": i, "key": key})
+        return sweeps, pairing
+    except EphysUnitsError as exc:
+        raise EphysFileError(p, str(exc)) from exc
+    finally:
+        io.close()
+
+
+def _icephys_table_pairs(nwb) -> list:
+    """[(sweep, (response, start, count), (stimulus, start, count) | None)] from the table."""
+    table = getattr(nwb, "intracellular_recordings", None)
+    if table is None or len(table) == 0:
+        return []
+    responses = table.category_tables["responses"]["response"]
+    stimuli = table.category_tables["stimuli"]["stimulus"]
+    out = []
+    for row in range(len(table)):
+        resp, stim = responses[row], stimuli[row]
+        ts = resp.timeseries
+        if ts is None or _unit_kind(ts.unit) != "voltage":
+            continue  # voltage-clamp rows
+        key = getattr(ts, "sweep_number", None)
+        valid = stim is not None and stim.timeseries is not None and int(stim.count) > 0
+        stim_ref = (stim.timeseries, int(stim.idx_start), int(stim.count)) if valid else None
+        out.append((int(key) if key is not None else row, (ts, int(resp.idx_start), int(resp.count)), stim_ref))
+    return out
+
+
+def _series_number(ts) -> int | None:
+    """The series' ``sweep_number``, else the integer ending its name (``ic__007`` → 7)."""
+    num = getattr(ts, "sweep_number", None)
+    if num is not None:
+        return int(num)
+    m = re.search(r"(\d+)$", ts.name)
+    return int(m.group(1)) if m else None
+
+
+def _name_pairs(nwb, p: Path) -> list:
+    """Voltage series in ``acquisition`` paired with current series in ``stimulus`` by number."""
+    def _by_number(container, kind):
+        out = {}
+        for ts in container.values():
+            if hasattr(ts, "unit") and hasattr(ts, "data") and _unit_kind(ts.unit) == kind:
+                num = _series_number(ts)
+                if num is not None:
+                    out[num] = ts
+        return out
+
+    volts = _by_number(nwb.acquisition, "voltage")
+    amps = _by_number(nwb.stimulus, "current")
+    if not volts:
+        raise EphysFileError(p, f"no voltage series with a sweep number in acquisition (has {sorted(nwb.acquisition)})")
+    return [(k, (volts[k], 0, None), (amps[k], 0, None) if k in amps else None) for k in sorted(volts)]
+
+
+def _abf_sweeps(p: Path) -> list[dict]:
+    """Sweeps of an ABF file via :func:`load_abf`: ADC 0 must be a voltage (current clamp)."""
+    ds = load_abf(p)
+    if ds["signal"].attrs["units"] != "mV":
+        raise EphysFileError(p, f"ADC 0 records {ds['signal'].attrs['units']!r}, not a voltage: not current clamp")
+    i = ds["command"].values if ds["command"].attrs["units"] == "pA" else None
+    t = ds["time"].values
+    return [{"t": t, "v": ds["signal"].values[k], "i": None if i is None else i[k], "key": int(k)}
+            for k in range(ds.sizes["sweep"])]
+
+
+def _ibw_sweeps(path, current) -> list[dict]:
+    """Sweeps from Igor waves: voltage wave(s) in ``path``, matching current wave(s) in ``current``."""
+    vpaths = list(path) if isinstance(path, (list, tuple)) else [path]
+    ipaths = (list(current) if isinstance(current, (list, tuple)) else [current]) if current is not None else [None] * len(vpaths)
+    if len(ipaths) != len(vpaths):
+        raise EphysFileError(vpaths[0], f"{len(vpaths)} voltage waves but {len(ipaths)} current waves")
+    sweeps = []
+    for k, (vp, ip) in enumerate(zip(vpaths, ipaths)):
+        v0 = load_ibw(vp, "voltage")
+        dt = v0.attrs["header_dt_ms"] if np.isfinite(v0.attrs["header_dt_ms"]) and v0.attrs["header_dt_ms"] > 0 else DT_MS
+        v = load_ibw(vp, "voltage", dt=dt)
+        i = load_ibw(ip, "current", dt=dt).values if ip is not None else None
+        m = re.search(r"(\d+)$", Path(vp).stem)
+        sweeps.append({"t": v["time"].values, "v": v.values, "i": i, "key": int(m.group(1)) if m else k})
+    return sweeps
 
 
 # -------------------------------------------------------------------------------- bundled data
@@ -853,8 +1120,9 @@ def fit_membrane_tau(trace: xr.DataArray, stim_start: float, stim_end: float, wi
             return vinf + a * np.exp(-tt / tau)
 
         p0 = (ys[-1], ys[0] - ys[-1], span / 3)
-        popt, _ = curve_fit(model, ts, ys, p0=p0, maxfev=20000,
-                            bounds=([-np.inf, -np.inf, 1e-3], [np.inf, np.inf, 1e4]))
+        bounds = ([-np.inf, -np.inf, 1e-3], [np.inf, np.inf, 1e4])
+        popt, _ = curve_fit(model, ts, ys, p0=p0, maxfev=20000, bounds=bounds)
+        _warn_at_bounds("membrane tau", ("v_inf", "amplitude", "tau"), ("mV", "mV", "ms"), popt, bounds)
         vinf, amp, tau = popt
         yhat = model(ts, *popt)
     else:
@@ -870,11 +1138,15 @@ def fit_membrane_tau(trace: xr.DataArray, stim_start: float, stim_end: float, wi
         def model(tt, a, tau):
             return vb + a * np.exp(-tt / tau)
 
-        popt, _ = curve_fit(model, ts, ys, p0=(ys[0] - vb, span), maxfev=20000,
-                            bounds=([-np.inf, 1e-3], [np.inf, 1e4]))
+        bounds = ([-np.inf, 1e-3], [np.inf, 1e4])
+        popt, _ = curve_fit(model, ts, ys, p0=(ys[0] - vb, span), maxfev=20000, bounds=bounds)
+        _warn_at_bounds("membrane tau", ("amplitude", "tau"), ("mV", "ms"), popt, bounds)
         amp, tau = popt
         vinf = vb
         yhat = model(ts, *popt)
+    if tau > 10 * span:
+        warnings.warn(f"membrane tau fit: tau = {tau:.4g} ms is more than 10× the fit window ({span:.4g} ms); "
+                      "the decay is not observed — lengthen fit_duration", FitWarning, stacklevel=2)
     ups = np.nonzero((y[:-1] < spike_threshold) & (y[1:] >= spike_threshold))[0] + 1
     ups = ups[(t[ups] >= stim_start) & (t[ups] <= stim_end)]
     gap = float(stim_end - t[ups[-1]]) if ups.size else float("inf")
@@ -927,6 +1199,32 @@ def _initial(model: str, I: np.ndarray, f: np.ndarray):
     raise ValueError(f"unknown transfer model {model!r}; choose from {sorted(TRANSFER_MODELS)}")
 
 
+def _warn_at_bounds(what: str, names, units, popt, bounds, rtol: float = 1e-6) -> None:
+    """:class:`FitWarning` for each parameter within ``rtol`` of a finite bound of its search range:
+    there the optimiser stopped at the edge, so the value is set by the range, not by the data."""
+    lo, hi = (np.broadcast_to(np.asarray(b, float), len(popt)) for b in bounds)
+    for name, unit, val, a, b in zip(names, units, popt, lo, hi):
+        for edge, side in ((a, "lower"), (b, "upper")):
+            if np.isfinite(edge) and abs(val - edge) <= rtol * max(abs(edge), abs(b - a) if np.isfinite(b - a) else 1.0):
+                warnings.warn(f"{what} fit: {name} = {val:.6g} {unit} sits at its {side} bound {edge:.6g}; "
+                              "the data do not constrain it (try another model or more points)",
+                              FitWarning, stacklevel=3)
+
+
+def _warn_outside_data(model: str, I: np.ndarray, f: np.ndarray, threshold: float, sat: float) -> None:
+    """:class:`FitWarning` when the fitted threshold lies outside [min I − span, max I] (pA) or the
+    saturation rate exceeds 10× the largest measured rate: both are extrapolations the f–I points
+    do not support."""
+    span = float(np.ptp(I)) or 1.0
+    if not (I.min() - span <= threshold <= I.max()):
+        warnings.warn(f"{model} fit: threshold {threshold:.4g} pA lies outside the data range "
+                      f"[{I.min() - span:.4g}, {I.max():.4g}] pA (min I − span … max I); it is an extrapolation",
+                      FitWarning, stacklevel=3)
+    if np.isfinite(sat) and f.max() > 0 and sat > 10 * f.max():
+        warnings.warn(f"{model} fit: saturation {sat:.4g} Hz is more than 10× the largest measured rate "
+                      f"{f.max():.4g} Hz; the f–I points show no saturation", FitWarning, stacklevel=3)
+
+
 def transfer_function(I, params: xr.Dataset | Mapping) -> np.ndarray:
     """Evaluate a fitted transfer function (the result of :func:`fit_transfer_function`) at I (pA)."""
     model = params.attrs["model"] if isinstance(params, xr.Dataset) else params["model"]
@@ -967,9 +1265,8 @@ def fit_transfer_function(I, f, model: str = "sigmoid") -> xr.Dataset:
     if I.size < len(names):
         raise ValueError(f"model {model!r} has {len(names)} parameters but only {I.size} points were given")
     p0, bounds = _initial(model, I, f)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        popt, _ = curve_fit(fn, I, f, p0=p0, bounds=bounds, maxfev=50000)
+    popt, _ = curve_fit(fn, I, f, p0=p0, bounds=bounds, maxfev=50000)
+    _warn_at_bounds(model, names, units, popt, bounds)
     p = dict(zip(names, popt))
     if model == "sigmoid":
         threshold, gain, sat = p["I_half"] - 2 * p["s"], p["f_max"] / (4 * p["s"]), p["f_max"]
@@ -979,6 +1276,7 @@ def fit_transfer_function(I, f, model: str = "sigmoid") -> xr.Dataset:
         threshold, gain, sat = p["theta"], p["g"], np.nan
     else:  # sqrt
         threshold, gain, sat = p["theta"], np.nan, np.nan
+    _warn_outside_data(model, I, f, threshold, sat)
     out = {n: ((), float(v), {"units": u}) for n, v, u in zip(names, popt, units)}
     out.update({
         "threshold": ((), float(threshold), {"units": "pA", "long_name": "threshold (rheobase)"}),

@@ -1,7 +1,8 @@
 """Export recordings to NWB (optional extra ``nwb``: ``pip install 'microcircuit[nwb]'``).
 
-:func:`export_nwb` writes one ``TimeSeries`` per population and time-dependent variable into the
-processing module ``microcircuit`` of a new NWB file.  Data are converted to SI units
+:func:`export_nwb` writes one ``TimeSeries`` per population and time-dependent variable into
+``/acquisition`` of a new NWB file (readable by Neo's ``NWBIO``), with a ``Subject`` and the
+scenario stored whole.  Data are converted to SI units
 (time s, potentials V, currents A, rates Hz); dimensionless variables keep their unit string.
 NWB TimeSeries are time-first, so each variable of dims ``(time, d1, d2, ...)`` is stored as a
 2-D array ``(time, d1·d2·…)`` (C order); the original dims and sizes are kept in the series'
@@ -39,6 +40,8 @@ SI_UNITS = {
     "nS": (1e-9, "S"), "uS": (1e-6, "S"), "S": (1.0, "S"),
 }
 _TIME_TO_S = {"ms": 1e-3, "s": 1.0, "us": 1e-6}
+SIMULATED_SUBJECT = ("Not an animal: a simulated cortical microcircuit (microcircuit package). species names the "
+                     "species the model stands for; age and sex are placeholders.")
 
 
 def _groups(obj) -> list[tuple[str, xr.Dataset]]:
@@ -57,7 +60,7 @@ def _groups(obj) -> list[tuple[str, xr.Dataset]]:
 
 
 def export_nwb(recording, path, session_description: str = "microcircuit simulation",
-               identifier: str | None = None, overwrite: bool = False) -> Path:
+               identifier: str | None = None, overwrite: bool = False, species: str = "Mus musculus") -> Path:
     """Write a recording (DataTree of population groups, or one Dataset) to an NWB file.
 
     Each variable with a ``time`` dim becomes ``TimeSeries(name=f"{population}_{variable}")`` with
@@ -65,11 +68,20 @@ def export_nwb(recording, path, session_description: str = "microcircuit simulat
     ``unit`` the SI unit, ``starting_time`` (s) and ``rate`` (Hz) when time is uniformly sampled,
     otherwise ``timestamps`` (s).  Groups without ``time`` (e.g. ``metrics``) are skipped.
 
+    Where things go, and why: series in ``/acquisition`` (where Neo's ``NWBIO`` and most NWB
+    readers look for recorded data; a processing module is for derived data); the recording's
+    root attrs as JSON in ``notes``, whole; the scenario TOML (attr ``scenario``) whole in the
+    file's ``protocol`` field — it is the protocol that produced the data — so
+    ``nwbfile.protocol`` gives back the exact text; a ``Subject`` (nwbinspector reports a missing
+    one as CRITICAL) describing the simulated cell population, ``species`` the species the model
+    stands for (default mouse), age ``P0D`` and sex ``U`` (unknown) as placeholders.
+
     Returns the path written.  Raises :class:`NWBExportError` when ``path`` exists (unless
     ``overwrite``), when nothing has a ``time`` dim, or on irregular/unsorted time.
     """
     try:
         from pynwb import NWBHDF5IO, NWBFile, TimeSeries
+        from pynwb.file import Subject
     except ImportError as exc:  # pragma: no cover
         raise ImportError("export_nwb needs pynwb: pip install 'microcircuit[nwb]'") from exc
     path = Path(path)
@@ -85,9 +97,13 @@ def export_nwb(recording, path, session_description: str = "microcircuit simulat
         session_start_time=datetime.now(timezone.utc),
         source_script="microcircuit.nwb.export_nwb",
         source_script_file_name="microcircuit/nwb.py",
-        notes=json.dumps({k: str(v) for k, v in attrs.items()})[:10000],
+        notes=json.dumps({k: str(v) for k, v in attrs.items()}),
+        protocol=str(attrs["scenario"]) if "scenario" in attrs else None,
+        experiment_description="Simulated cortical microcircuit (microcircuit package); no animal.",
     )
-    module = nwb.create_processing_module(name="microcircuit", description="simulated population recordings")
+    nwb.subject = Subject(subject_id=str(attrs.get("scenario_name") or "simulated-microcircuit"),
+                          description=SIMULATED_SUBJECT, species=species, age="P0D", sex="U")
+    block_name = str(attrs.get("scenario_name") or "microcircuit")
     n_series = 0
     for pop, ds in groups:
         t = np.asarray(ds["time"].values, dtype=float)
@@ -110,9 +126,11 @@ def export_nwb(recording, path, session_description: str = "microcircuit simulat
                 "shape": [int(s) for s in da.shape],
                 "original_units": units,
                 "coords": {d: [str(v) for v in da.coords[d].values] for d in da.dims[1:] if d in da.coords},
+                # Neo's NWBIO reads a JSON ``comments`` as its block/segment hierarchy
+                "block": block_name, "segment": "simulation", "population": pop, "variable": str(var),
             }
             kw = {"starting_time": float(ts[0]), "rate": float(1.0 / (ts[1] - ts[0]))} if uniform else {"timestamps": ts}
-            module.add(TimeSeries(
+            nwb.add_acquisition(TimeSeries(
                 name=f"{pop}_{var}", data=data, unit=si,
                 description=str(da.attrs.get("long_name", var)),
                 comments=json.dumps(meta), **kw,

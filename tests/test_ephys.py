@@ -258,8 +258,8 @@ def test_export_nwb_roundtrip(tmp_path):
     path = export_nwb(tree, tmp_path / "rec.nwb")
     with pynwb.NWBHDF5IO(str(path), "r") as io:
         f = io.read()
-        mod = f.processing["microcircuit"]
-        assert sorted(mod.data_interfaces) == ["inter_u", "pyr_r", "pyr_u", "pyr_v"]  # metrics skipped
+        mod = f.acquisition  # in /acquisition since issue 'interchange' (Neo's NWBIO reads it there)
+        assert sorted(mod) == ["inter_u", "pyr_r", "pyr_u", "pyr_v"]  # metrics skipped
         u = mod["pyr_u"]
         assert u.unit == "V" and u.data.shape == (40, 6)  # (time, batch·neuron)
         np.testing.assert_allclose(u.data[:], tree["pyr"]["u"].values.reshape(40, 6) * 1e-3)
@@ -267,7 +267,7 @@ def test_export_nwb_roundtrip(tmp_path):
         assert mod["pyr_r"].unit == "Hz"
         assert mod["pyr_v"].data.shape == (40, 18)  # batch·neuron·compartment
     # our reader converts back to mV / ms
-    back = ephys.load_nwb(path, "processing/microcircuit/pyr_v")
+    back = ephys.load_nwb(path, "pyr_v")
     assert back.attrs["units"] == "mV" and back["time"].attrs["units"] == "ms"
     np.testing.assert_allclose(back.values, tree["pyr"]["v"].values.reshape(40, 18), atol=1e-9)
     np.testing.assert_allclose(back["time"].values, tree["pyr"]["time"].values)
@@ -290,5 +290,5 @@ def test_load_nwb_bad_files(tmp_path):
     trunc = tmp_path / "trunc.nwb"
     trunc.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(EphysFileError, match="trunc.nwb"):
-        ephys.load_nwb(trunc, "processing/microcircuit/pyr_u")
+        ephys.load_nwb(trunc, "pyr_u")
     shutil.rmtree(tmp_path, ignore_errors=True)
