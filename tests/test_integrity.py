@@ -119,6 +119,22 @@ def test_a_flipped_byte_is_an_error_naming_the_array_and_the_chunk(tmp_path, cod
     assert "DAMAGED" in out and "verify: 1 problem(s)" in out
 
 
+def test_verify_checks_committed_records_only(tmp_path):
+    """In a store still being written (never closed), a garbage chunk file past the committed 30 records
+    (chunk 5: records 50-59 of the room grown ahead, as an interrupted append may leave) is no problem,
+    since no reader ever reads it: verify_store returns []. A flipped byte in committed chunk (0, 0, 0)
+    of out/r is 1 damaged chunk."""
+    store = tmp_path / "s.zarr"
+    _store(store, close=False)
+    assert zarr.open_array(str(store / "hid" / "u")).shape[0] > 60
+    leftover = store / "hid" / "u" / "c" / "5" / "0" / "0"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half a chunk")
+    assert verify_store(store) == []
+    _flip(store / "out" / "r" / "c" / "0" / "0" / "0")
+    assert [(p.kind, p.path) for p in verify_store(store)] == [("damaged_chunk", "out/r")]
+
+
 def test_metrics_checkpoint_and_coordinates_carry_checksums_too(tmp_path):
     """Every array the recorder creates (variables, time/neuron/batch coordinates, metrics, checkpoint)
     ends its pipeline in crc32c (11 arrays here); a flipped byte in the checkpoint's 'w' makes
