@@ -141,8 +141,13 @@ def cmd_info(args):
         problems = verify_store(args.store)
     bad = [x for x in problems if x.kind != "no_checksum"]
     for x in problems:
-        if x.kind in ("damaged_chunk", "unreadable_chunk", "no_checksum"):   # the others are listed above
-            print(f"  {'DAMAGED' if x.kind != 'no_checksum' else 'NOTE'}: {x}")
+        if x.kind in ("damaged_chunk", "unreadable_chunk"):   # missing parts are listed above
+            print(f"  DAMAGED: {x}")
+    unchecked = [x.path for x in problems if x.kind == "no_checksum"]
+    if unchecked:   # a store written before chunks carried checksums: one line, not one per array
+        print(f"  NOTE: {len(unchecked)} array(s) have no checksums (written by an older microcircuit), so damage "
+              f"to them shows only if a chunk cannot be decoded: {', '.join(unchecked[:5])}"
+              f"{', ...' if len(unchecked) > 5 else ''}")
     print(f"verify: {len(bad)} problem(s)" if bad else "verify: OK, every chunk read back and matched its checksum")
     return 1 if bad else 0
 

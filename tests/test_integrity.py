@@ -135,6 +135,24 @@ def test_verify_checks_committed_records_only(tmp_path):
     assert [(p.kind, p.path) for p in verify_store(store)] == [("damaged_chunk", "out/r")]
 
 
+def test_a_store_without_checksums_still_reads_and_verify_says_so(tmp_path, monkeypatch, capsys):
+    """A store written before the checksums (pipelines without crc32c, made here by the old
+    _compressors) reads back exactly, warns nothing, and verify_store reports exactly its 11 arrays as
+    'no_checksum' and nothing else; `info --verify` exits 0 with one NOTE line."""
+    old = R._compressors
+    monkeypatch.setattr(R, "_compressors", lambda codec: tuple(c for c in old(codec) if not isinstance(c, Crc32cCodec)))
+    store = tmp_path / "old.zarr"
+    data = _store(store, "zstd")
+    monkeypatch.setattr(R, "_compressors", old)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IncompleteStoreWarning)
+        np.testing.assert_array_equal(mc.open_recording(store)["hid"]["u"].values, data[("hid", "u")])
+    problems = verify_store(store)
+    assert {p.kind for p in problems} == {"no_checksum"} and len(problems) == 11
+    assert main(["info", "--verify", str(store)]) == 0
+    assert capsys.readouterr().out.count("NOTE: 11 array(s) have no checksums") == 1
+
+
 def test_metrics_checkpoint_and_coordinates_carry_checksums_too(tmp_path):
     """Every array the recorder creates (variables, time/neuron/batch coordinates, metrics, checkpoint)
     ends its pipeline in crc32c (11 arrays here); a flipped byte in the checkpoint's 'w' makes
