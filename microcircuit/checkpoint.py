@@ -26,8 +26,10 @@ start of the run) the SHA-256 of the scenario text with its overrides and of eve
 reads (stimulus arrays, weight files, morphologies). Resuming re-hashes them and refuses, with
 :class:`InputsChangedError` naming each changed file, if any differs, or if the scenario file at
 ``scenario_source`` was edited (the resume would silently ignore the edit: it runs the stored text);
-``allow_changed_inputs=True`` (``--allow-changed-inputs``) resumes anyway and notes the changes in the
-root attr ``resumed_with_changed_inputs``.
+``allow_changed_inputs=True`` (``--allow-changed-inputs``) resumes anyway, notes the changes and the
+step in the root attr ``resumed_with_changed_inputs`` and records the new hashes in ``inputs`` (the run
+uses those inputs from then on, so a later resume with them is consistent; an edited scenario file
+still differs from the stored text and needs the flag every time).
 
 Runs with a ``[protocol]`` table (epochs, metrics) are not resumable by this module.
 """
@@ -250,9 +252,10 @@ def resume(path, *, progress=False, backend=None, run=True, allow_changed_inputs
     restore_program(sim.program, arrays, attrs)
     sim.recorder = ZarrRecorder.reopen(path, sim._specs, n_records=attrs.get("n_records"),
                                        last_step=attrs.get("last_step"))
-    if changes:  # allowed: keep a record of which part of the run used which inputs
+    if changes:  # allowed: the records from here on use the inputs as they are now; keep the history
         noted = list(root_attrs.get("resumed_with_changed_inputs", []))
-        sim.recorder.set_attrs(resumed_with_changed_inputs=[*noted, {"step": attrs.get("step"), "changes": changes}])
+        sim.recorder.set_attrs(inputs=input_hashes(sc),
+                               resumed_with_changed_inputs=[*noted, {"step": attrs.get("step"), "changes": changes}])
     sim.output_path = path
     sim.checkpoint_every = checkpoint_steps(sc)
     if not run:

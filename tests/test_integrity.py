@@ -15,7 +15,7 @@ from zarr.codecs import Crc32cCodec
 
 import microcircuit as mc
 from microcircuit import recording as R
-from microcircuit.checkpoint import InputsChangedError, resume
+from microcircuit.checkpoint import InputsChangedError, file_sha256, resume
 from microcircuit.cli import main
 from microcircuit.recording import (ChunkChecksumError, IncompleteStoreWarning, RecordedVariable, ZarrRecorder,
                                     describe_store, read_checkpoint, verify_store)
@@ -271,7 +271,8 @@ def test_resume_checks_the_inputs(tmp_path, capsys):
     B resumes with nothing changed: exit 0, layer1/u equal to A's bit for bit (200 records).
     Then stim.npy is changed: C's resume exits 2 naming stimuli[0].file, the file and the flag, and the
     store keeps its 100 records; with --allow-changed-inputs it resumes (exit 0, complete), notes the
-    change at step 100, and its records 0-99 equal A's while 100-199 differ (they used the new stimulus).
+    change at step 100 and the new file's hash as the run's input, and its records 0-99 equal A's while
+    100-199 differ (they used the new stimulus).
     Finally an edit to the scenario file refuses the resume of B too (the resume would ignore it)."""
     rng = np.random.default_rng(0)
     np.save(tmp_path / "stim.npy", rng.normal(size=(7, 3)))
@@ -299,6 +300,7 @@ def test_resume_checks_the_inputs(tmp_path, capsys):
     tree = mc.open_recording(c)
     assert tree.attrs["complete"] is True
     assert [x["step"] for x in tree.attrs["resumed_with_changed_inputs"]] == [100]
+    assert tree.attrs["inputs"]["files"]["stimuli[0].file"]["sha256"] == file_sha256(tmp_path / "stim.npy")
     uc = _u(c)
     np.testing.assert_array_equal(uc[:100], ua[:100])
     assert not np.array_equal(uc[100:], ua[100:])
@@ -306,3 +308,30 @@ def test_resume_checks_the_inputs(tmp_path, capsys):
     scen.write_text(SCENARIO + "# edited\n")
     with pytest.raises(InputsChangedError, match="integrity.toml was edited"):
         resume(b, run=False)
+
+
+def test_input_files_and_directory_hashes(tmp_path):
+    """The scenario's inputs are found where the build reads them: a .zarr stimulus directory and a
+    weight file, 2 inputs, resolved against the scenario's folder. A directory hashes its files in
+    sorted order with their relative paths: an identical copy elsewhere hashes the same, a changed
+    chunk or a renamed file (same bytes) hashes differently."""
+    import shutil
+
+    from microcircuit.checkpoint import input_files
+    zarr.create_array(store=str(tmp_path / "stim.zarr"), data=np.random.default_rng(1).normal(size=(7, 3)),
+                      chunks=(4, 3))
+    np.save(tmp_path / "w.npy", np.zeros((4, 3)))
+    text = (SCENARIO.replace('file = "stim.npy"', 'file = "stim.zarr"')
+            + '\n[[projections]]\npre = "layer0"\npost = "layer1"\nname = "extra"\n'
+              'weights = { dist = "array", file = "w.npy" }\n')
+    (tmp_path / "s.toml").write_text(text)
+    files = input_files(load_scenario(tmp_path / "s.toml"))
+    assert len(files) == 2 and files["stimuli[0].file"] == (tmp_path / "stim.zarr").resolve()
+    assert [p for k, p in files.items() if k.endswith(".weights.file")] == [(tmp_path / "w.npy").resolve()]
+    h = file_sha256(tmp_path / "stim.zarr")
+    shutil.copytree(tmp_path / "stim.zarr", tmp_path / "copy.zarr")
+    assert file_sha256(tmp_path / "copy.zarr") == h
+    (tmp_path / "copy.zarr" / "c" / "1" / "0").rename(tmp_path / "copy.zarr" / "c" / "1" / "1")
+    assert file_sha256(tmp_path / "copy.zarr") != h
+    _flip(tmp_path / "stim.zarr" / "c" / "0" / "0", at=20)
+    assert file_sha256(tmp_path / "stim.zarr") != h
