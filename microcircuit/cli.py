@@ -1,19 +1,89 @@
 """Command line: ``microcircuit run | validate | info``.
 
 Bad input exits non-zero with a short message naming the file and field, never a traceback.
+A run stopped by Ctrl-C or SIGTERM closes its store as ``interrupted`` (exit 130 / 143); one stopped
+by an I/O error (full or read-only disk) closes it as ``failed`` when it still can (exit 4). Both
+keep the records committed so far, and a store with a checkpoint continues with ``run --resume``.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
-from .errors import MicrocircuitError, DivergenceError
+from .errors import MicrocircuitError, DivergenceError, Terminated
+
+
+EXIT_IO = 4   # exit code of a run stopped by an I/O error (2: bad input, 3: diverged, 128+N: signal N)
 
 
 def _err(msg, code=2):
     print(f"error: {msg}", file=sys.stderr)
     return code
+
+
+@contextlib.contextmanager
+def signals_interrupt(signums=(signal.SIGTERM,)):
+    """While the command runs, SIGTERM stops it like Ctrl-C: the handler raises
+    :class:`~microcircuit.errors.Terminated` (a KeyboardInterrupt), so the run closes its store as
+    ``interrupted (SIGTERM) at step ...``, resumable, instead of dying with the store left "running".
+
+    Installed by :func:`main` only, around one command, and the previous handlers are restored after
+    it (importing microcircuit never touches signal handlers). A second SIGTERM while the first is
+    being handled kills the process at once (the default action). Outside the main thread Python
+    cannot install handlers, so nothing is changed there.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        signal.signal(signum, signal.SIG_DFL)
+        raise Terminated(signum)
+
+    old = {s: signal.signal(s, stop) for s in signums}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _resume_hint(store):
+    return (f"; continue it with `microcircuit run --resume {store}`"
+            if (Path(store) / "checkpoint").is_dir() else "")
+
+
+def _interrupted(store, exc, at=""):
+    """Ctrl-C or SIGTERM during a run (the run closed the store as interrupted): one line, exit 128+N."""
+    name = getattr(exc, "signal_name", "Ctrl-C")
+    print(f"\ninterrupted ({name}){at}; the recording in {store} is readable and marked interrupted"
+          f"{_resume_hint(store)}", file=sys.stderr)
+    return 128 + getattr(exc, "signum", signal.SIGINT)
+
+
+def _os_error_text(exc):
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+def _write_failed(store, exc):
+    """An I/O error stopped the run (full or read-only disk): one line saying what the store now says."""
+    try:
+        status = json.loads((Path(store) / "zarr.json").read_text())["attributes"].get("status")
+    except (OSError, ValueError, KeyError):
+        status = None
+    if status == "failed":
+        state = "the records committed before it are readable and the store is marked failed"
+    elif status is None:
+        state = "no readable store was left"
+    else:
+        state = f"its status could not be updated too (it still reads {status!r}); the committed records are readable"
+    return _err(f"{store}: the run stopped writing: {_os_error_text(exc)}; {state}{_resume_hint(store)}", EXIT_IO)
 
 
 def add_limit_flags(parser):
@@ -79,11 +149,12 @@ def cmd_resume(args):
     try:
         sim = resume(store, progress=not args.no_progress,
                      allow_changed_inputs=getattr(args, "allow_changed_inputs", False))
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; the recording in {store} is readable and marked incomplete", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(store, exc)
     except DivergenceError as exc:
         return _err(f"{store}: {exc}", 3)
+    except OSError as exc:
+        return _write_failed(store, exc)
     print(f"simulated {sim.step} steps ({sim.time:g} ms); recording: {store}")
     return 0
 
@@ -103,7 +174,12 @@ def cmd_run(args):
     overwrite = bool(args.overwrite or sc.data.get("output", {}).get("overwrite", False))
     if "protocol" in sc.data:
         from .protocols import run_protocol
-        result = run_protocol(sc, output=out, overwrite=overwrite, progress=not args.no_progress)
+        try:
+            result = run_protocol(sc, output=out, overwrite=overwrite, progress=not args.no_progress)
+        except KeyboardInterrupt as exc:
+            return _interrupted(out, exc)
+        except OSError as exc:
+            return _write_failed(out, exc)
         print(result.summary())
         print(f"recording: {out}")
         return 0
@@ -115,13 +191,13 @@ def cmd_run(args):
     sim.checkpoint_every = checkpoint_steps(sc)
     try:
         sim.run(dur)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted at t = {sim.time:g} ms; the recording in {out} is readable and marked incomplete",
-              file=sys.stderr)
-        return 130
+        sim.close()
+    except KeyboardInterrupt as exc:
+        return _interrupted(out, exc, f" at t = {sim.time:g} ms")
     except DivergenceError as exc:
         return _err(f"{args.scenario}: {exc} Recording so far: {out}", 3)
-    sim.close()
+    except OSError as exc:
+        return _write_failed(out, exc)
     print(f"simulated {sim.step} steps ({sim.time:g} ms); recording: {out}")
     if "analysis" in sc.data:
         from .scenario.report import scenario_report
@@ -182,11 +258,17 @@ def main(argv=None):
     extra = _extra_commands(sub)
     args = ap.parse_args(argv)
     try:
-        return args.func(args)
+        with signals_interrupt():
+            return args.func(args)
     except MicrocircuitError as exc:
         return _err(str(exc))
     except (FileNotFoundError, FileExistsError, PermissionError) as exc:
         return _err(str(exc))
+    except OSError as exc:    # a full or read-only disk outside a run (e.g. creating the store)
+        return _err(_os_error_text(exc), EXIT_IO)
+    except KeyboardInterrupt as exc:  # outside a run: nothing to close
+        print(f"\ninterrupted ({getattr(exc, 'signal_name', 'Ctrl-C')})", file=sys.stderr)
+        return 128 + getattr(exc, "signum", signal.SIGINT)
     except Exception as exc:  # recording errors and similar typed errors from submodules
         from .recording import RecordingError
         if isinstance(exc, RecordingError):

@@ -57,3 +57,20 @@ class DivergenceError(SimulationError):
         msg += hint or ("Lower simulation.dt or the learning rates (plasticity.eta), or check the "
                         "stimulus amplitudes; data recorded up to this step are kept.")
         super().__init__(msg)
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop by a signal (SIGTERM from ``kill``, a batch scheduler or a
+    container runtime) while a run was going.
+
+    Raised by the handler the CLI installs for the run (:func:`microcircuit.cli.signals_interrupt`).
+    A KeyboardInterrupt, so that every place that stops a run cleanly on Ctrl-C does the same here:
+    the store is closed as ``interrupted (SIGTERM) at step ...`` and stays resumable.
+    """
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = int(signum)
+        self.signal_name = signal.Signals(signum).name
+        super().__init__(self.signal_name)

@@ -585,7 +585,11 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
                 bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith("accuracy")})
     except BaseException as exc:
         if recorder is not None:
-            recorder.close(complete=False, reason=f"failed: {type(exc).__name__}: {exc}")
+            from .recording import close_reason
+            try:   # Ctrl-C / SIGTERM: "interrupted ...", an I/O error: "failed: OSError ..."
+                recorder.close(complete=False, reason=close_reason(exc, f"with {len(epochs_done)} epoch(s) recorded"))
+            except OSError:
+                pass   # the disk refuses even the status: keep the first error (the CLI reports the status)
         raise
     finally:
         if bar is not None:

@@ -53,6 +53,11 @@ already counted are never touched again when appends write whole chunks (block l
 ``chunk_records``); otherwise the last, partial chunk is rewritten by the next append, also atomically.
 A store that was never closed reads ``complete=False, status="running"``; a store still being
 written can be opened at any time (it shows the committed records).
+
+One writer at a time: the recorder holds an ``flock`` on the store directory from creation (or
+:meth:`ZarrRecorder.reopen`) to :meth:`ZarrRecorder.close`, released by the kernel if the process
+dies, and names itself in the root attr ``writer``; ``overwrite`` replaces only a store of this
+package or an empty directory, after locking it (:mod:`microcircuit.storelock`).
 """
 
 from __future__ import annotations
@@ -62,7 +67,6 @@ import functools
 import math
 import os
 import re
-import shutil
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -111,9 +115,11 @@ _RESERVED_ATTRS = frozenset(
         "status",
         "reason",
         "populations",
+        "writer",
     }
 )
-_CLOSE_ONLY_ATTRS = frozenset({"complete", "status", "reason", "closed", "microcircuit_format", "format_version"})
+_CLOSE_ONLY_ATTRS = frozenset({"complete", "status", "reason", "closed", "microcircuit_format", "format_version",
+                               "writer"})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -585,6 +591,21 @@ def _write_file(path: Path, payload: Any, trailer: bytes = b"") -> None:
         os.close(fd)
 
 
+def close_reason(exc: BaseException, where: str = "") -> str:
+    """The ``reason`` to close a store with after ``exc`` stopped the run writing it.
+
+    Its first word becomes the store's ``status`` (:meth:`ZarrRecorder.close`): Ctrl-C, or SIGTERM
+    turned into a KeyboardInterrupt that carries ``signal_name`` (:class:`microcircuit.errors.Terminated`),
+    gives ``"interrupted (SIGTERM) at step 1200, t = 120 ms"``; anything else, e.g. a full disk,
+    ``"failed: OSError: [Errno 28] No space left on device ... at step 1200, t = 120 ms"``.
+    ``where`` is the position of the run, appended as is.
+    """
+    at = f" {where}" if where else ""
+    if isinstance(exc, KeyboardInterrupt):
+        return f"interrupted ({getattr(exc, 'signal_name', 'KeyboardInterrupt')}){at}"
+    return f"failed: {type(exc).__name__}: {exc}{at}"
+
+
 class ZarrRecorder:
     """Stream labelled recordings of a run into a Zarr v3 store, block by block.
 
@@ -610,8 +631,12 @@ class ZarrRecorder:
     codec : compression of the recorded variables' chunks (see :data:`CODECS`): ``"zstd"`` (zarr's
         default, Zstandard level 0), ``"lz4"`` (Blosc LZ4 with byte shuffle, faster) or ``"none"``
         (raw little-endian bytes, fastest to write). Decoding needs nothing but zarr either way.
-    overwrite : replace an existing store at ``path``. Only a Zarr store or an empty directory is
-        ever deleted; anything else raises.
+    overwrite : replace an existing store at ``path``. Only a store written by microcircuit (root
+        attr ``microcircuit_format``) or an empty directory is ever deleted, and only after locking
+        it; anything else raises (:func:`microcircuit.storelock.check_replaceable`).
+
+    The recorder holds the store's lock from creation (or :meth:`reopen`) to :meth:`close`: a second
+    writer, an overwrite or a resume of the store meanwhile gets StoreBusyError naming this process.
 
     Use as a context manager to mark the store incomplete with the exception as reason if the run
     raises, and complete otherwise.
@@ -668,6 +693,7 @@ class ZarrRecorder:
             "status": "running",
             "reason": "",
             "populations": list(dict.fromkeys(s.population for s in self.specs)),
+            "writer": None,  # the process holding the store's lock, see microcircuit.storelock
         }
         for key, value in user_attrs.items():
             if key in _RESERVED_ATTRS and key in own_attrs and value != own_attrs[key] and key not in {"created", "microcircuit_version"}:
@@ -677,8 +703,8 @@ class ZarrRecorder:
                 )
         root_attrs = {**user_attrs, **own_attrs}
 
-        self._prepare_path(overwrite)
-        self._root = zarr.create_group(store=str(self.path), zarr_format=3, attributes=root_attrs, overwrite=False)
+        self._lock = self._prepare_path(overwrite)   # held until close(); another writer is refused
+        root_attrs["writer"] = self._lock.writer
         self._vars: dict[tuple[str, str], _VarState] = {}
         self._times: dict[tuple[str, str], _TimeState] = {}
         self._groups: dict[str, Any] = {}
@@ -687,9 +713,13 @@ class ZarrRecorder:
         self._made_dirs: set = set()        # chunk directories created by the direct chunk writer
         self.closed = False
         try:
+            self._root = zarr.create_group(store=str(self.path), zarr_format=3, attributes=root_attrs,
+                                           overwrite=False)
             self._build_layout(chunk_records)
         except BaseException:
-            shutil.rmtree(self.path, ignore_errors=True)  # we created it a moment ago; leave no half store
+            from .storelock import discard_new_store
+
+            discard_new_store(self._lock)  # leave no half store, but only one this call made under its lock
             raise
 
     @classmethod
@@ -709,9 +739,21 @@ class ZarrRecorder:
         the next append continues exactly where the checkpoint left off. Without them the committed
         ``n_records`` of each group are kept. The store is marked ``status="running"`` again.
         """
+        from .storelock import StoreLock
+
         p = Path(path)
         root = _open_root(p, mode="r+")
+        lock = StoreLock.acquire(p)      # a run still writing the store keeps it: StoreBusyError
+        try:
+            return cls._reopen_locked(p, root, lock, specs, n_records, last_step)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _reopen_locked(cls, p: Path, root, lock, specs, n_records, last_step) -> "ZarrRecorder":
         self = cls.__new__(cls)
+        self._lock = lock
         self.block_steps = None          # existing arrays keep their chunks
         self.path = p
         self.specs = tuple(specs)
@@ -771,27 +813,17 @@ class ZarrRecorder:
                 self._metric_dims[d] = {"coord": carr, "n": int(n), "last": last, "metrics": metrics}
         resumed = int(root.attrs.get("resumed", 0)) + 1
         root.update_attributes({"complete": False, "status": "running", "reason": "", "closed": None,
-                                "resumed": resumed})
+                                "resumed": resumed, "writer": lock.writer})
         return self
 
     # ---------------------------------------------------------------- setup
-    def _prepare_path(self, overwrite: bool) -> None:
-        p = self.path
-        if not p.exists() and not p.is_symlink():
-            if not p.parent.exists():
-                raise RecordingError(f"{p}: parent directory {p.parent} does not exist; create it first")
-            return
-        if not overwrite:
-            raise RecordingExistsError(
-                f"{p}: already exists; pass --overwrite (overwrite=True) to replace it, or choose another path"
-            )
-        if p.is_dir() and not p.is_symlink() and (_is_zarr_store(p) or not any(p.iterdir())):
-            shutil.rmtree(p)
-            return
-        raise RecordingError(
-            f"{p}: exists and is not a Zarr store or an empty directory; refusing to delete it even with "
-            "--overwrite; remove it yourself or choose another path"
-        )
+    def _prepare_path(self, overwrite: bool):
+        """Create the store directory (with ``overwrite``: empty an existing store of this package)
+        and return its held :class:`~microcircuit.storelock.StoreLock`. Racing creators, live stores
+        and foreign folders are handled there (:func:`~microcircuit.storelock.claim_new_store`)."""
+        from .storelock import claim_new_store
+
+        return claim_new_store(self.path, overwrite=overwrite)
 
     def _build_layout(self, chunk_records: int | None) -> None:
         import zarr
@@ -1060,8 +1092,13 @@ class ZarrRecorder:
             self._trim_to_records()
         except Exception:  # a damaged store still gets its status; readers trim to n_records anyway
             pass
-        self._root.update_attributes({"complete": bool(complete), "status": status, "reason": reason, "closed": _now()})
-        self.closed = True
+        try:
+            self._root.update_attributes({"complete": bool(complete), "status": status, "reason": reason,
+                                          "closed": _now(), "writer": None})
+        finally:  # even on a full disk: this process is done writing, another may take the store over
+            self.closed = True
+            if getattr(self, "_lock", None) is not None:
+                self._lock.release()
 
     def _trim_to_records(self) -> None:
         """Cut the room that appends grew ahead (:data:`_GROW_BLOCKS`): every time-dependent array ends
@@ -1078,10 +1115,8 @@ class ZarrRecorder:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close(complete=True)
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.close(complete=False, reason=f"interrupted: KeyboardInterrupt {exc}".rstrip())
         else:
-            self.close(complete=False, reason=f"failed: {exc_type.__name__}: {exc}")
+            self.close(complete=False, reason=close_reason(exc))
 
     # ---------------------------------------------------------------- metrics
     def append_metrics(self, values: Mapping[str, Any], epoch: int | None = None, *, dim: str = "epoch") -> None:

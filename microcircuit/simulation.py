@@ -22,6 +22,7 @@ import numpy as np
 
 from .compile import Program, N_SIG, PP_INPUT
 from .errors import DivergenceError, SimulationError, CircuitError
+from .recording import close_reason
 from .models import get_model
 
 _SIG_LABELS = ["u", "u_pros", "r", "phi_prime", "e", "udot", "v0", "v1", "eps", "v_err", "u_tgt"]
@@ -360,11 +361,17 @@ class Simulation:
                 if bar is not None:
                     bar.update(K)
             self._drain()           # when run() returns, every record is in the store
-        except KeyboardInterrupt:
-            self._close(False, f"interrupted (KeyboardInterrupt) at step {prog.step}, t = {self.time:g} ms")
+        except KeyboardInterrupt as exc:     # Ctrl-C, or SIGTERM under the CLI (errors.Terminated)
+            self._close(False, close_reason(exc, self._where()))
             raise
         except DivergenceError as exc:
             self._close(False, f"diverged: {exc}")
+            raise
+        except OSError as exc:               # full or read-only disk, I/O error: the store says "failed"
+            try:
+                self._close(False, close_reason(exc, self._where()))
+            except OSError:
+                pass    # not even the status could be written: the first error is the one to report
             raise
         finally:
             if bar is not None:
@@ -421,24 +428,39 @@ class Simulation:
             nonempty = [k for k in blocks if len(steps[k])]
             self._write({k: blocks[k] for k in nonempty}, {k: steps[k] for k in nonempty})
 
+    def _where(self):
+        return f"at step {self.program.step}, t = {self.time:g} ms"
+
     def _close(self, complete, reason=None):
-        if not self._closed:
+        """Wait for the last block, then mark the store. If that last write fails (a full disk), the
+        store is still closed, as failed unless another reason was given, and the error is raised."""
+        if self._closed:
+            return
+        failure = None
+        try:
+            self._drain()
+        except Exception as exc:
+            failure = exc
+            if complete:
+                complete, reason = False, close_reason(exc, self._where())
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
+                self._writer = None
+            if self._helper is not None:
+                self._helper.shutdown(wait=True)
+                self._helper, self._prefetch = None, None
+        if hasattr(self.recorder, "set_attrs") and complete is not None:
             try:
-                self._drain()
-            finally:
-                if self._writer is not None:
-                    self._writer.shutdown(wait=True)
-                    self._writer = None
-                if self._helper is not None:
-                    self._helper.shutdown(wait=True)
-                    self._helper, self._prefetch = None, None
-            if hasattr(self.recorder, "set_attrs") and complete is not None:
-                try:
-                    self.recorder.set_attrs(n_steps_done=int(self.program.step))
-                except Exception:
-                    pass
+                self.recorder.set_attrs(n_steps_done=int(self.program.step))
+            except Exception:
+                pass
+        try:
             self.recorder.close(complete=complete, reason=reason)
+        finally:
             self._closed = True
+        if failure is not None:
+            raise failure
 
     def close(self):
         """Mark the recording complete and close it."""

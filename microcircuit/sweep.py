@@ -53,7 +53,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import shutil
 import time
 import tomllib
 from pathlib import Path
@@ -329,7 +328,6 @@ def run_sweep(scenario, grid=None, *, seeds=None, out=None, workers=2, scheduler
     Returns a dict: ``store``, ``dims``, ``n_points``, ``ran`` (indices run now), ``skipped``
     (indices already done), ``wall_s`` (total). ``workers=0`` runs sequentially in-process.
     """
-    import xarray as xr
     from .scenario import load_scenario
     t_start = time.perf_counter()
     base_overrides = list(overrides)
@@ -350,21 +348,80 @@ def run_sweep(scenario, grid=None, *, seeds=None, out=None, workers=2, scheduler
     dims = list(grid) + (["seed"] if seeds else [])
     out = Path(out or f"{Path(scenario).stem}_sweep.zarr")
     attrs = _spec_attrs(sc, grid, seeds, base_overrides)
-    fresh = True
-    if out.exists():
-        if overwrite:
-            shutil.rmtree(out)
-        else:
-            old = xr.open_zarr(str(out), consolidated=False, zarr_format=3)
-            same = all(old.attrs.get(k) == v for k, v in attrs.items() if k != "scenario_source")
-            if not same:
-                raise SweepError(f"{out}: holds a different sweep (scenario, grid, seeds or overrides differ); "
-                                 "pass --overwrite to replace it or choose another --out")
-            fresh = False
-    if fresh:
+    lock, fresh = _claim_sweep_store(out, attrs, overwrite)
+    try:    # the client holds the store's lock for the whole sweep; its workers write regions unlocked
+        _write_template(out, lock, fresh, sc, grid, seeds, dims, attrs)
+        return _run_points(out, sc, grid, seeds, dims, base_overrides, workers, scheduler, client, progress,
+                           t_start)
+    finally:
+        _release_sweep_store(out, lock)
+
+
+def _claim_sweep_store(out, attrs, overwrite):
+    """Lock the sweep's store for this client; returns ``(lock, fresh)``.
+
+    A new path, or any path with ``overwrite``, is claimed like a recording's store (race-free
+    creation; only a store of this package or an empty directory is emptied, under its lock:
+    :func:`microcircuit.storelock.claim_new_store`). An existing sweep store of the same sweep is
+    continued (``fresh`` False) once its lock is ours, so two clients never run one sweep at once.
+    """
+    from .storelock import StoreLock, claim_new_store, store_format
+    import zarr
+    if overwrite or not (out.exists() or out.is_symlink()):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return claim_new_store(out, overwrite=overwrite), True
+    if store_format(out) != SWEEP_FORMAT:
+        raise SweepError(f"{out}: exists and is not a sweep store (root attr microcircuit_format is not "
+                         f"{SWEEP_FORMAT!r}); choose another --out, or pass --overwrite if it is an empty "
+                         "directory or a store written by microcircuit")
+    lock = StoreLock.acquire(out)
+    try:
+        old = dict(zarr.open_group(str(out), mode="r", zarr_format=3).attrs)
+    except BaseException:
+        lock.release()
+        raise
+    if not all(old.get(k) == v for k, v in attrs.items() if k != "scenario_source"):
+        lock.release()
+        raise SweepError(f"{out}: holds a different sweep (scenario, grid, seeds or overrides differ); "
+                         "pass --overwrite to replace it or choose another --out")
+    return lock, False
+
+
+def _write_template(out, lock, fresh, sc, grid, seeds, dims, attrs):
+    """Write the empty sweep store (a fresh claim) or mark a continued one with this client as writer.
+    A template that fails half-way is removed again (only what this claim made, see discard_new_store)."""
+    import zarr
+    from .storelock import WRITER_ATTR, discard_new_store
+    if not fresh:
+        zarr.open_group(str(out), mode="r+", zarr_format=3).update_attributes({WRITER_ATTR: lock.writer})
+        return
+    try:
         tmpl = _template(sc, grid, seeds, dims, sc.text)
         tmpl.attrs.update(attrs)
-        tmpl.to_zarr(str(out), compute=False, mode="w", consolidated=False, zarr_format=3)
+        tmpl.attrs[WRITER_ATTR] = lock.writer
+        # mode "a", not "w": "w" would rmtree the locked directory; the claim left it empty
+        tmpl.to_zarr(str(out), compute=False, mode="a", consolidated=False, zarr_format=3)
+    except BaseException:
+        discard_new_store(lock)
+        raise
+
+
+def _release_sweep_store(out, lock):
+    """Clear the ``writer`` attr (best effort: a full disk must not hide the sweep's own error) and unlock."""
+    import zarr
+    from .storelock import WRITER_ATTR
+    try:
+        if lock.held:
+            zarr.open_group(str(out), mode="r+", zarr_format=3).update_attributes({WRITER_ATTR: None})
+    except Exception:
+        pass
+    finally:
+        lock.release()
+
+
+def _run_points(out, sc, grid, seeds, dims, base_overrides, workers, scheduler, client, progress, t_start):
+    """Run the points of the sweep not yet ``done`` (in this process or on Dask) into ``out``."""
+    import xarray as xr
     done = xr.open_zarr(str(out), consolidated=False, zarr_format=3)["done"].values
     points = sweep_points(grid, seeds, sc.data["simulation"].get("seed", 0))
     todo = [(idx, ov) for idx, ov in points if not done[idx]]
