@@ -189,6 +189,39 @@ def test_a_live_store_is_neither_resumed_nor_overwritten(tmp_path, capsys):
     assert tree["le5"].sizes["time"] == 200
 
 
+def test_a_live_sweep_store_is_neither_continued_nor_overwritten(tmp_path, capsys):
+    """A sweep's client holds its store's lock for the whole sweep (here: this test holds it, as a
+    running client would). A second client continuing the same sweep or overwriting it exits 2 with
+    the busy error and changes nothing; with the lock free, continuing skips both done points."""
+    store = tmp_path / "sweep.zarr"
+    argv = ["sweep", LE_CHAIN, "--grid", "simulation.seed=1,2", "--workers", "0", "--out", str(store),
+            "--no-progress", "--set", "simulation.duration=1"]
+    assert main(argv) == 0
+    before = {p: p.stat().st_mtime_ns for p in store.rglob("*")}
+    capsys.readouterr()
+    with StoreLock.acquire(store):
+        assert main(argv) == 2
+        assert main(argv + ["--overwrite"]) == 2
+    assert capsys.readouterr().err.count("is being written by") == 2
+    assert {p: p.stat().st_mtime_ns for p in store.rglob("*")} == before
+    assert main(argv) == 0
+    assert "ran 0, skipped 2 already done" in capsys.readouterr().out
+
+
+def test_the_cli_restores_the_sigterm_handler_it_installs():
+    """main() maps SIGTERM to an interrupt only while its command runs: importing microcircuit and
+    returning from main() leave the process's own handler in place (1 handler before = 1 after)."""
+    def mine(signum, frame):
+        pass
+
+    old = signal.signal(signal.SIGTERM, mine)
+    try:
+        assert main(["validate", LE_CHAIN]) == 0
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 # ------------------------------------------------------------------------------------------ SIGTERM
 def test_sigterm_interrupts_a_run_that_then_resumes(tmp_path):
     """SIGTERM to `microcircuit run` after its first checkpoint: exit 143 (128 + SIGTERM), one line on
