@@ -369,7 +369,8 @@ def detect_step(current: xr.DataArray, dim: str = "time", min_amplitude: float =
     edim = others[0] if others else None
     dims = (edim,) if edim else ()
     sq = (lambda a: a) if edim else (lambda a: a[0])
-    coords = {c: i.coords[c] for c in i.coords if edim and i.coords[c].dims == (edim,)}
+    outputs = ("stim_start", "stim_end", "amplitude", "holding")
+    coords = {c: i.coords[c] for c in i.coords if edim and i.coords[c].dims == (edim,) and c not in outputs}
     return xr.Dataset({
         "stim_start": (dims, sq(on), {"units": "ms", "long_name": "step onset"}),
         "stim_end": (dims, sq(off), {"units": "ms", "long_name": "step offset"}),
