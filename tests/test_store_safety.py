@@ -170,7 +170,8 @@ def test_a_live_store_is_neither_resumed_nor_overwritten(tmp_path, capsys):
     `run --resume STORE` and `run --overwrite --out STORE` exit 2 naming this pid, and change nothing;
     once the run has closed the store, the resume goes through (exit 0, 200 steps = 20 ms)."""
     store = tmp_path / "live.zarr"
-    assert _run(store, "--set", "output.checkpoint_every=10", duration=20.0) == 0
+    assert _run(store, "--set", "output.checkpoint_every=10", "--set", "simulation.chunk_steps=100",
+                duration=20.0) == 0
     live = resume(store, run=False)          # holds the lock, like a run in progress
     before = sorted(p.relative_to(store) for p in store.rglob("*"))
     capsys.readouterr()
