@@ -453,7 +453,7 @@ def load_icephys(path, offset: float = 0.0, stim_start: float | None = None, sti
 
     Returns variables ``voltage`` (mV) and ``current`` (pA) over (``sweep``, ``time``); coords
     ``time`` (ms), ``time_from_onset`` (ms, 0 at step onset), ``sweep``, ``amplitude`` and
-    ``holding`` (pA); attrs ``stim_start``/``stim_end`` (ms), ``offset_mV`` (= ``ljp_mV``),
+    ``holding`` (pA), ``sweep_start_time`` (s; the file's absolute sweep start, NaN for ABF/Igor); attrs ``stim_start``/``stim_end`` (ms), ``offset_mV`` (= ``ljp_mV``),
     ``source_file``, ``pairing``.
     """
     p = Path(path[0] if isinstance(path, (list, tuple)) else path)
@@ -486,23 +486,27 @@ def load_icephys(path, offset: float = 0.0, stim_start: float | None = None, sti
             "sweep": ("sweep", np.array([s["key"] for s in sweeps]), {"long_name": "sweep number"}),
             "amplitude": ("sweep", amplitude, {"units": "pA", "long_name": "step amplitude"}),
             "holding": ("sweep", holding, {"units": "pA", "long_name": "holding current"}),
+            "sweep_start_time": ("sweep", np.array([s.get("start_s", np.nan) for s in sweeps]),
+                                 {"units": "s", "long_name": "absolute start of the sweep in the file (NWB)"}),
         },
         attrs={"cell": p.stem, "stim_start": float(s0), "stim_end": float(s1), "stim_units": "ms",
                "offset_mV": float(offset), "ljp_mV": float(offset), "source_file": str(p), "pairing": pairing},
     )
 
 
-def _series_ms_si(ts, start: int = 0, count: int | None = None, target: str = "mV") -> tuple[np.ndarray, np.ndarray]:
-    """(time ms from the series' first sample, values in ``target``) of a pynwb TimeSeries slice."""
+def _series_ms_si(ts, start: int = 0, count: int | None = None, target: str = "mV"):
+    """(time ms from the slice's first sample, values in ``target``, absolute start s) of a
+    pynwb TimeSeries slice."""
     n = len(ts.data)
     stop = n if count is None or count < 0 else start + count
     data = np.asarray(ts.data[start:stop], dtype=float) * float(ts.conversion) + float(getattr(ts, "offset", 0.0) or 0.0)
     values = data * unit_scale(ts.unit, target, f"NWB series {ts.name!r}")
     if ts.timestamps is not None:
-        t = np.asarray(ts.timestamps[start:stop], dtype=float) * 1e3
-    else:
-        t = (np.arange(start, stop) / float(ts.rate)) * 1e3
-    return t - t[0], values
+        t = np.asarray(ts.timestamps[start:stop], dtype=float)  # s
+        return (t - t[0]) * 1e3, values, float(t[0])
+    # relative times from sample counts: subtracting a 100 s start would round them (eFEL interpolates)
+    t0 = float(ts.starting_time or 0.0) + start / float(ts.rate)
+    return np.arange(stop - start) / float(ts.rate) * 1e3, values, t0
 
 
 def _nwb_sweeps(p: Path) -> tuple[list[dict], str]:
@@ -519,11 +523,11 @@ def _nwb_sweeps(p: Path) -> tuple[list[dict], str]:
             pairs, pairing = _name_pairs(nwb, p), "acquisition/stimulus series by sweep number"
         sweeps = []
         for key, (resp, rs, rc), stim in pairs:
-            t, v = _series_ms_si(resp, rs, rc, "mV")
+            t, v, t0 = _series_ms_si(resp, rs, rc, "mV")
             i = _series_ms_si(stim[0], stim[1], stim[2], "pA")[1] if stim is not None else None
             if i is not None and i.size != v.size:
                 raise EphysFileError(p, f"sweep {key}: stimulus has {i.size} samples, response {v.size}")
-            sweeps.append({"t": t, "v": v, "i": i, "key": key})
+            sweeps.append({"t": t, "v": v, "i": i, "key": key, "start_s": t0})
         return sweeps, pairing
     except EphysUnitsError as exc:
         raise EphysFileError(p, str(exc)) from exc

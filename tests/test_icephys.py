@@ -140,6 +140,7 @@ def test_nwb_icephys_table_gives_16_aligned_labelled_sweeps(cell, nwb_files):
     np.testing.assert_allclose(ds["current"].values, I, atol=1e-9)
     assert ds["time_from_onset"].sel(time=ON, method="nearest").item() == pytest.approx(0.0, abs=1e-9)
     np.testing.assert_array_equal(ds["sweep"].values, np.arange(16))
+    np.testing.assert_allclose(ds["sweep_start_time"].values, 100.0 + 5.0 * np.arange(16))  # kept, in s
     assert ds["voltage"].attrs["units"] == "mV" and ds["current"].attrs["units"] == "pA"
 
 
