@@ -111,7 +111,10 @@ class StoreLock:
         self.release()
 
     def __del__(self) -> None:  # an abandoned writer must not keep its store locked
-        self.release()
+        try:
+            self.release()
+        except Exception:       # at interpreter exit os may be gone; the kernel drops the lock anyway
+            pass
 
 
 def _flock(fd: int, kind: int, wait: float) -> bool:

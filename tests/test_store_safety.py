@@ -224,35 +224,52 @@ def test_the_cli_restores_the_sigterm_handler_it_installs():
 
 
 # ------------------------------------------------------------------------------------------ SIGTERM
+_PAUSE_AFTER_FIRST_CHECKPOINT = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    import microcircuit.checkpoint as checkpoint
+    from microcircuit.cli import main
+    real = checkpoint.write_checkpoint
+
+    def write_then_wait(sim):      # the run is mid-way and resumable: signal the test, wait for SIGTERM
+        k = real(sim)
+        Path(sys.argv[1]).write_text(str(sim.program.step))
+        time.sleep(120)
+        return k
+
+    checkpoint.write_checkpoint = write_then_wait
+    sys.exit(main(sys.argv[2:]))
+""")
+
+
 def test_sigterm_interrupts_a_run_that_then_resumes(tmp_path):
-    """SIGTERM to `microcircuit run` after its first checkpoint: exit 143 (128 + SIGTERM), one line on
-    stderr and no traceback, status "interrupted" with a reason naming SIGTERM and the step; then
-    `--resume` finishes all 200000 steps (20 s of model time at dt = 0.1 ms)."""
-    store = tmp_path / "long.zarr"
-    proc = subprocess.Popen([sys.executable, "-m", "microcircuit.cli", "run", LE_CHAIN, "--out", str(store),
-                             "--no-progress", "--set", "simulation.duration=20000",
-                             "--set", "output.checkpoint_every=1000"],
+    """SIGTERM to a `microcircuit run` subprocess while it waits right after its first checkpoint
+    (step 5000 of 20000): exit 143 (128 + SIGTERM), one line on stderr and no traceback, status
+    "interrupted" with a reason naming SIGTERM and step 5000; then `--resume` finishes all 20000
+    steps (2 s of model time at dt = 0.1 ms). The pause makes the timing deterministic on a busy machine."""
+    store, ready = tmp_path / "long.zarr", tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, "-c", _PAUSE_AFTER_FIRST_CHECKPOINT, str(ready),
+                             "run", LE_CHAIN, "--out", str(store), "--no-progress",
+                             "--set", "simulation.duration=2000", "--set", "output.checkpoint_every=500"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    ck = store / "checkpoint" / "zarr.json"
     deadline = time.time() + 90
     try:
-        while time.time() < deadline and proc.poll() is None:
-            if ck.exists() and '"current": "v' in ck.read_text():
-                break
+        while time.time() < deadline and proc.poll() is None and not ready.exists():
             time.sleep(0.01)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
+    assert ready.exists() and ready.read_text() == "5000", err
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "Traceback" not in err and "interrupted (SIGTERM)" in err and "--resume" in err, err
     attrs = _root_attrs(store)
     assert attrs["status"] == "interrupted" and attrs["complete"] is False, attrs
-    assert attrs["reason"].startswith("interrupted (SIGTERM) at step "), attrs["reason"]
-    assert 0 < attrs["n_steps_done"] < 200_000
+    assert attrs["reason"].startswith("interrupted (SIGTERM) at step 5000, t = 500 ms"), attrs["reason"]
+    assert attrs["n_steps_done"] == 5000
     assert main(["run", "--resume", str(store), "--no-progress"]) == 0
     tree = open_recording(store)
-    assert tree.attrs["status"] == "complete" and tree["le5"].sizes["time"] == 200_000
+    assert tree.attrs["status"] == "complete" and tree["le5"].sizes["time"] == 20_000
 
 
 # ------------------------------------------------------------------------------------------ disk full
