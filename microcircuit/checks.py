@@ -49,7 +49,7 @@ def array_shape(value, max_items=None):
             got = f"{len(node)} values" if isinstance(node, list) else f"{type(node).__name__} {node!r:.40}"
             return None, (f"is ragged: element {where or '[]'} has {got}, expected {shape[depth]} "
                           f"(every row the same length)")
-        stack.extend((x, idx + (i,), depth + 1) for i, x in enumerate(node))
+        stack.extend(reversed([(x, idx + (i,), depth + 1) for i, x in enumerate(node)]))   # first one first
     return shape, None
 
 
@@ -61,11 +61,6 @@ def connector_shape_message(got, expected):
     return f"connector array has shape {tuple(got)}, expected {tuple(expected)} (post, pre)"
 
 
-def stimulus_width_message(name, width, target, n):
-    return (f"stimulus '{name}': gives {width} values per step but population '{target}' has {n} neurons; "
-            f"give one value or {n}")
-
-
 def real_dtype_message(dtype):
     return (f"holds {dtype} values; inputs must be real numbers (integer or float): save the real part "
             f"(np.real) or the magnitude (np.abs) explicitly")
@@ -73,3 +68,37 @@ def real_dtype_message(dtype):
 
 def is_real_dtype(dtype):
     return dtype.kind in "biuf"
+
+
+def error_partner_problem(name, size, partner, populations, taken=()):
+    """Problems of an error population's ``partner`` (models/error.py) as ``(field, message)``, field
+    ``"partner"`` (of the error population) or ``"loss"`` (of the partner), or None.
+
+    ``populations`` maps name -> ``(model, size, loss)``; ``taken``: partners already claimed."""
+    if not partner:
+        return "partner", ('needs partner = "<rate population>" (the representation population whose errors '
+                           'it computes)')
+    if not isinstance(partner, str) or partner not in populations:
+        return "partner", f"names no population {partner!r}; populations are {list(populations)}"
+    model, psize, loss = populations[partner]
+    if model != "rate":
+        return "partner", f"'{partner}' is a {model} population; the partner must be a rate population"
+    if isinstance(size, int) and isinstance(psize, int) and psize != size:
+        return "partner", (f"sizes differ ({size} error neurons, {psize} in '{partner}'); error and "
+                           f"representation neurons pair one to one")
+    if partner in taken:
+        return "partner", f"'{partner}' already has an error population; give each representation population one"
+    if loss not in (None, "none"):
+        return "loss", (f"with a partner error population the loss belongs to the error population '{name}' "
+                        f"(set loss there, and give it the target)")
+    return None
+
+
+def error_source_problem(src, post, post_size, populations):
+    """The problem of a rule-"error" projection's ``plasticity.error_source``, or None.
+    ``populations`` maps name -> ``(model, size)`` (more entries are ignored)."""
+    entry = populations.get(src)
+    if entry is None or entry[0] != "error" or (isinstance(post_size, int) and entry[1] != post_size):
+        return (f"must name an error population of {post_size} neurons (the partner of '{post}'), "
+                f"got {src!r}")
+    return None

@@ -25,7 +25,8 @@ import numpy as np
 
 from .activations import activation_id, DEFAULT_PARAMS
 from .circuit import Circuit
-from .checks import array_shape, weight_shape_message, connector_shape_message
+from .checks import (array_shape, weight_shape_message, connector_shape_message, error_partner_problem,
+                     error_source_problem)
 from .errors import CircuitError
 from .models import PRESETS
 from .models.base import (N_PORTS, PORT_PROXIMAL, PORT_APICAL, PORT_NUDGE, SIG_U, SIG_UPROS, SIG_R,
@@ -242,25 +243,13 @@ def _compile_error_population(circuit, i, p, pop_index, offsets, pop_int, pop_fl
     """A separate GLE error population (models/error.py): link it to its representation partner."""
     where = f"population '{p.name}' (model error)"
     partner = p.params.get("partner")
-    if not partner:
-        raise CircuitError(f"{where}: needs partner = \"<rate population>\" (the representation population "
-                           f"whose errors it computes)")
-    if partner not in pop_index:
-        raise CircuitError(f"{where}.partner: names no population '{partner}'; populations are {list(pop_index)}")
-    q = circuit.population(partner)
-    if q.model != "rate":
-        raise CircuitError(f"{where}.partner: '{partner}' is a {q.model} population; the partner must be a "
-                           f"rate population")
-    if q.size != p.size:
-        raise CircuitError(f"{where}.partner: sizes differ ({p.size} error neurons, {q.size} in '{partner}'); "
-                           f"error and representation neurons pair one to one")
+    info = {q.name: (q.model, q.size, q.params.get("loss", "none")) for q in circuit.populations}
+    taken = {q.name for q in circuit.populations if q.name in pop_index and pop_int[pop_index[q.name], PP_PARTNER] >= 0}
+    problem = error_partner_problem(p.name, p.size, partner, info, taken)
+    if problem is not None:
+        field, msg = problem
+        raise CircuitError(f"{where}.partner: {msg}" if field == "partner" else f"population '{partner}'.loss: {msg}")
     k = pop_index[partner]
-    if pop_int[k, PP_PARTNER] >= 0:
-        raise CircuitError(f"{where}.partner: '{partner}' already has an error population; give each "
-                           f"representation population one")
-    if q.params.get("loss", "none") not in (None, "none"):
-        raise CircuitError(f"population '{partner}'.loss: with a partner error population the loss belongs "
-                           f"to the error population '{p.name}' (set loss there, and give it the target)")
     pop_int[i, PP_PARTNER] = offsets[partner]
     pop_int[k, PP_PARTNER] = offsets[p.name]
     loss = _param(p, "loss", "none")
@@ -520,10 +509,10 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
             src = pl.get("error_source")
             ip = pop_index[pr.post]
             if src is not None:
-                if src not in pop_index or circuit.population(src).model != "error" or \
-                        circuit.population(src).size != post.size:
-                    raise CircuitError(f"{where}: plasticity.error_source must name an error population of "
-                                       f"{post.size} neurons (the partner of '{pr.post}'), got '{src}'")
+                msg = error_source_problem(src, pr.post, post.size,
+                                           {q.name: (q.model, q.size) for q in circuit.populations})
+                if msg:
+                    raise CircuitError(f"{where}: plasticity.error_source {msg}")
                 row[PJ_ERR_OFF] = offsets[src]
             elif pop_int[ip, PP_PARTNER] >= 0:
                 row[PJ_ERR_OFF] = pop_int[ip, PP_PARTNER]

@@ -329,6 +329,10 @@ def _npy_header(fh):
     return tuple(int(s) for s in shape), np.dtype(dtype)
 
 
+def _steps(n):
+    return f"{n:.0f}" if n < 1e7 else f"{n:.3g}"
+
+
 def check_run(data, base_dir=None, limits=None):
     """Problems ``(dotted path, message)`` of a validated scenario dict against the limits, and
     warnings (same form). Nothing is allocated."""
@@ -339,8 +343,8 @@ def check_run(data, base_dir=None, limits=None):
     steps = step_count(dt, dur)
     if steps is not None and steps > lim.max_steps:
         problems.append(("simulation.duration",
-                         f"{dur:g} ms at dt = {dt:g} ms is {steps:.3g} steps, over the limit of "
-                         f"{lim.max_steps:.3g} steps (max_steps); shorten simulation.duration, raise "
+                         f"{dur:g} ms at dt = {dt:g} ms is {_steps(steps)} steps, over the limit of "
+                         f"{_steps(lim.max_steps)} steps (max_steps); shorten simulation.duration, raise "
                          f"simulation.dt, or raise the limit with MICROCIRCUIT_MAX_STEPS / --max-steps"))
         steps = None
     proto = data.get("protocol") if isinstance(data.get("protocol"), dict) else None
@@ -349,7 +353,7 @@ def check_run(data, base_dir=None, limits=None):
         n = step_count(pdt, proto.get("t_pres"))
         if n is not None and n > lim.max_steps:
             problems.append(("protocol.t_pres", f"{proto['t_pres']:g} ms per presentation at dt = {pdt:g} ms is "
-                                                f"{n:.3g} steps, over the limit of {lim.max_steps:.3g} "
+                                                f"{_steps(n)} steps, over the limit of {_steps(lim.max_steps)} "
                                                 f"(max_steps); raise dt or shorten t_pres"))
     total, parts = estimate_memory(data, base_dir, steps)
     if total > lim.max_memory_bytes:
@@ -357,7 +361,7 @@ def check_run(data, base_dir=None, limits=None):
         field, saving = _blame(data, base_dir, steps, total)
         detail = ", ".join(f"{k} {fmt_bytes(v)}" for k, (v, _) in parts.items() if v)
         if field is not None and saving >= total / 2:
-            where, fix = field, f"{field} drives {fmt_bytes(saving)} of it: make it smaller"
+            where, fix = field, f"this field drives {fmt_bytes(saving)} of it: make it smaller"
         else:
             fix = (f"the largest part is {comp} ({where}): make it smaller (fewer neurons, a smaller batch, "
                    f"fewer recorded neurons or a larger stride, a smaller simulation.chunk_steps)")

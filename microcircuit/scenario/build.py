@@ -1,6 +1,7 @@
 """Scenario -> Circuit -> Program -> Simulation."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -82,4 +83,28 @@ def build_simulation(sc, output=None, overwrite=None, progress=False, backend=No
     except ScenarioError:
         raise
     except CircuitError as exc:
-        raise ScenarioError([("", str(exc))], sc.source) from exc
+        raise ScenarioError([(_path_of(str(exc), sc.data), str(exc))], sc.source) from exc
+
+
+_NAMED = re.compile(r"^(projection|population|stimulus) '([^']*)'")
+
+
+def _path_of(message, data):
+    """The dotted path (``projections[3]``) of the entry a compile-time CircuitError names, so that an
+    error only the compiler finds still points into the file ("" when the message names none)."""
+    m = _NAMED.match(message)
+    if not m:
+        return ""
+    kind, name = m.groups()
+    section = {"projection": "projections", "population": "populations", "stimulus": "stimuli"}[kind]
+    for i, entry in enumerate(data.get(section) or []):
+        if not isinstance(entry, dict):
+            continue
+        own = entry.get("name")
+        if kind == "projection" and not own:
+            own = f"{entry.get('pre')}->{entry.get('post')}.{entry.get('target', 'basal')}"
+        if kind == "stimulus" and not own:
+            own = f"stimuli[{i}]"
+        if own == name:
+            return f"{section}[{i}]"
+    return ""

@@ -130,8 +130,12 @@ def apply_override(data: dict, dotted: str, value, source="--set"):
         node = node[key]
 
 
-def expand_templates(data: dict, problems: list):
-    """Expand ``[[templates]]`` (e.g. layered networks) into populations and projections."""
+def expand_templates(data: dict, problems: list, origins: dict | None = None):
+    """Expand ``[[templates]]`` (e.g. layered networks) into populations and projections.
+
+    ``origins`` (if given) maps the dotted path of each generated field to the template field it came
+    from (``populations[3].size`` -> ``templates[0].sizes[2]``), so that a limit names what to edit."""
+    origins = {} if origins is None else origins
     temps = data.get("templates")
     if temps is None:
         return data
@@ -151,6 +155,7 @@ def expand_templates(data: dict, problems: list):
         prefix = t.get("prefix", "layer") if isinstance(t.get("prefix", "layer"), str) else "layer"
         inp = t.get("input", f"{prefix}0") if isinstance(t.get("input", ""), str) else f"{prefix}0"
         if not any(isinstance(p, dict) and p.get("name") == inp for p in pops):
+            origins[f"populations[{len(pops)}].size"] = f"{path}.sizes[0]"
             pops.append({"name": inp, "model": "input", "size": sizes[0]})
         names = [inp]
         n_layers = len(sizes) - 1
@@ -168,6 +173,7 @@ def expand_templates(data: dict, problems: list):
             last = li == n_layers
             name = t.get("output_name", f"{prefix}{li}") if last else f"{prefix}{li}"
             params = dict(out if last else hidden)
+            origins[f"populations[{len(pops)}].size"] = f"{path}.sizes[{li}]"
             pops.append({"name": name, "model": "rate", "size": sizes[li], **params})
             names.append(name)
             proj = {"name": f"{prefix}_W{li}", "pre": names[-2], "post": name, "target": "basal",
@@ -251,13 +257,15 @@ def scenario_from_dict(data, source=None, text="", base_dir=None, overrides=None
     for k, v in ov_list:
         apply_override(data, k, v, source)
     problems = []
-    data = expand_templates(data, problems)
+    origins = {}
+    data = expand_templates(data, problems, origins)
     problems += validate(data, source, base_dir)
     if problems:
         raise ScenarioError(problems, source)
     problems, warns = L.check_run(data, base_dir, lim)
     if problems:
-        raise ScenarioError(problems, source)
+        raise ScenarioError([(f"{origins[p]} (expanded to {p})" if p in origins else p, m) for p, m in problems],
+                            source)
     if warns:
         import warnings
         from ..errors import printable

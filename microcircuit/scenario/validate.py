@@ -15,7 +15,7 @@ from numbers import Number
 from pathlib import Path
 
 from ..checks import array_shape, weight_shape_message, connector_shape_message, real_dtype_message, \
-    is_real_dtype
+    is_real_dtype, error_partner_problem, error_source_problem
 from ..models import MODELS
 from . import schema as S
 
@@ -146,12 +146,34 @@ class Validator:
             _check_low_high(self, v, path, dist == "uniform", (0.0, 1.0))
             if _num(v.get("min")) and _num(v.get("max")) and v["min"] > v["max"]:
                 self.add(f"{path}.min", f"min = {v['min']:g} is above max = {v['max']:g}; swap them")
+            if low is not None:
+                lowest = _lowest_draw(v, dist)
+                if lowest is not None and (lowest <= low if strict_low else lowest < low):
+                    self.add(path, f"the {dist} distribution can draw values {'<=' if strict_low else '<'} {low:g} "
+                                   f"(the parameter must be {'>' if strict_low else '>='} {low:g}); add "
+                                   f"min = <a value {'>' if strict_low else '>='} {low:g}> to clip the draws")
             return
         if isinstance(v, list):
             if isinstance(size, int) and len(v) != size:
                 self.add(path, f"has {len(v)} values but the population has {size} neurons; give one value "
                                f"or {size}")
         self.value(v, S.Field("number_or_list", low=low, strict_low=strict_low), path)
+
+
+def _lowest_draw(v, dist):
+    """The smallest value a per-neuron distribution table can give (after its ``min`` clip), or None."""
+    vals = [v.get(k) for k in ("mean", "std", "low", "value", "width", "min")]
+    if any(x is not None and not _num(x) for x in vals):
+        return None                              # a type problem, reported by the table check
+    if dist == "uniform":
+        lowest = v.get("low", 0.0)
+    elif dist == "lognormal":
+        lowest = 0.0 if v.get("sigma", 1.0) > 0 else math.exp(v.get("mean", 0.0))
+    elif dist == "relative_normal":
+        lowest = -math.inf if v.get("width", 0.0) > 0 else v.get("value", 0.0)
+    else:
+        lowest = -math.inf if v.get("std", 1.0) > 0 else v.get("mean", 0.0)
+    return max(lowest, v["min"]) if _num(v.get("min")) else lowest
 
 
 # -------------------------------------------------------------------------- scenario
@@ -233,6 +255,8 @@ def validate(data, source=None, base_dir=None):
         if isinstance(name, str) and name not in pops:
             pops[name] = (model, size)
 
+    _check_error_partners(V, data.get("populations"), pops)
+
     proj_names = set()
     for i, pr in V.array_of_tables(data.get("projections"), "projections"):
         path = f"projections[{i}]"
@@ -281,6 +305,11 @@ def validate(data, source=None, base_dir=None):
             if pl.get("rule", "none") != "none" and "eta" not in pl:
                 V.add(f"{path}.plasticity.eta", f"rule '{pl.get('rule')}' needs a learning rate eta")
             _check_plasticity(V, pl, f"{path}.plasticity")
+            src = pl.get("error_source")
+            if isinstance(src, str) and pl.get("rule") == "error" and post and isinstance(pr.get("post"), str):
+                msg = error_source_problem(src, pr["post"], post[1], pops)
+                if msg:
+                    V.add(f"{path}.plasticity.error_source", msg)
 
     rate_targets = {}
     for i, s in V.array_of_tables(data.get("stimuli"), "stimuli"):
@@ -323,12 +352,19 @@ def validate(data, source=None, base_dir=None):
                     if isinstance(s.get(k), list) and s[k]}
             if len(set(lens.values()) - {1}) > 1:
                 V.add(path, f"sine components disagree in length ({lens}); give lists of one length")
+            else:
+                n_comp = max([lens.get(k, 1) for k in ("omega", "frequency_hz")])
+                for k in ("amplitude", "phase"):
+                    if lens.get(k, 1) not in (1, n_comp):
+                        V.add(f"{path}.{k}", f"has {lens[k]} values for {n_comp} sine component(s) (one per "
+                                             f"omega / frequency_hz); give one value or {n_comp}")
         if wf == "sines" and ("omega" in s) == ("frequency_hz" in s):
             V.add(path, "a sines stimulus needs exactly one of omega or frequency_hz")
         if wf == "array" and isinstance(s.get("file"), str):
             if _check_file(V, s["file"], f"{path}.file", base_dir):
                 batch = sim.get("batch", 1) if isinstance(sim.get("batch", 1), int) else None
-                _check_input_array(V, s["file"], s.get("key"), f"{path}.file", base_dir, size, batch, tgt)
+                key = s.get("key") if isinstance(s.get("key"), str) else None
+                _check_input_array(V, s["file"], key, f"{path}.file", base_dir, size, batch, tgt)
         if wf in ("step", "ramp") and _num(s.get("start")) and _num(s.get("stop")) and \
                 (s["stop"] <= s["start"] if wf == "ramp" else s["stop"] < s["start"]):
             V.add(f"{path}.stop", f"stop = {s['stop']:g} ms is {'not after' if wf == 'ramp' else 'before'} "
@@ -424,6 +460,26 @@ def _check_file(V, path, where, base_dir):
     return True
 
 
+def _check_error_partners(V, populations, pops):
+    """Error populations (models/error.py) and their representation partners, as compile links them."""
+    if not isinstance(populations, list) or any(m is None for m, _ in pops.values()):
+        return
+    index = {p["name"]: i for i, p in enumerate(populations) if isinstance(p, dict) and isinstance(p.get("name"), str)}
+    info = {n: (m, s, populations[index[n]].get("loss", "none")) for n, (m, s) in pops.items() if n in index}
+    taken = set()
+    for i, p in enumerate(populations):
+        if not isinstance(p, dict) or p.get("model") != "error" or not isinstance(p.get("name"), str):
+            continue
+        partner = p.get("partner")
+        problem = error_partner_problem(p["name"], p.get("size"), partner, info, taken)
+        if problem is None:
+            taken.add(partner)
+        elif problem[0] == "partner":
+            V.add(f"populations[{i}].partner", problem[1])
+        else:
+            V.add(f"populations[{index[partner]}].loss", problem[1])
+
+
 def _check_low_high(V, t, path, active, defaults):
     lo, hi = t.get("low", defaults[0]), t.get("high", defaults[1])
     if active and _num(lo) and _num(hi) and lo > hi:
@@ -459,7 +515,8 @@ def _check_weights(V, w, path, shape, base_dir):
     _check_low_high(V, w, path, dist == "uniform", (-1.0, 1.0))
     if isinstance(w.get("file"), str) and _check_file(V, w["file"], f"{path}.file", base_dir) \
             and dist == "array" and "value" not in w:
-        info = _array_info(V, w["file"], w.get("key"), f"{path}.file", base_dir)
+        info = _array_info(V, w["file"], w.get("key") if isinstance(w.get("key"), str) else None,
+                           f"{path}.file", base_dir)
         if info is not None and shape is not None and info[0] != tuple(shape):
             V.add(f"{path}.file", f"'{w['file']}': " + weight_shape_message(info[0], shape))
 
@@ -504,7 +561,7 @@ def _check_analysis(V, cfg, pops, recordings):
         V.add("analysis.lag", f'expected an array of {{input = "...", output = "..."}}, got {_tname(lag)}')
         return
     recorded = {r.get("population") for r in (recordings if isinstance(recordings, list) else [])
-                if isinstance(r, dict) and "r" in (r.get("variables", ["r"]) if isinstance(r.get("variables", ["r"]),
+                if isinstance(r, dict) and isinstance(r.get("population"), str) and "r" in (r.get("variables", ["r"]) if isinstance(r.get("variables", ["r"]),
                                                                                        list) else [])}
     for j, pair in enumerate(lag):
         pp = f"analysis.lag[{j}]"
