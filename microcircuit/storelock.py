@@ -53,17 +53,33 @@ def _busy(path: Path) -> StoreBusyError:
 
 def _writer_text(path: Path, wait: float = WRITER_WAIT_S) -> str:
     """"pid N on HOST since T" from the root attr ``writer``. A writer that has just taken the lock
-    writes it a moment later (with the store's root metadata), so this waits up to ``wait`` seconds
-    for it before settling for "another process"."""
+    writes it a moment later (with the store's root metadata; until then the attr is empty or names
+    a dead writer killed earlier), so this waits up to ``wait`` seconds for it before settling for
+    "another process"."""
     deadline = time.monotonic() + wait
     while True:
         try:
             w = json.loads((path / "zarr.json").read_text()).get("attributes", {}).get(WRITER_ATTR) or {}
-            return f"pid {int(w['pid'])} on {w['host']} since {w['since']}"
+            pid, host = int(w["pid"]), w["host"]
+            if host == socket.gethostname() and not _alive(pid):
+                raise KeyError("writer")
+            return f"pid {pid} on {host} since {w['since']}"
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             if time.monotonic() >= deadline:
                 return "another process"
             time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:              # never signal a process group (os.kill(0 or -N, 0))
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # exists, owned by another user
+        return True
+    return True
 
 
 class StoreLock:
