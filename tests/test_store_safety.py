@@ -47,7 +47,8 @@ def _root_attrs(store):
 def test_overwrite_spares_foreign_folders_in_run_and_sweep(tmp_path, capsys):
     """A folder holding someone's file, a Zarr store without our marker and a symlink to a store of
     ours all survive `run --overwrite` and `sweep --overwrite` untouched: exit code 2 (bad input),
-    the error names the path and says it refuses, and each folder keeps exactly its one entry."""
+    the error names the path and says it refuses, and each keeps exactly the entries it had (the
+    lock is a flock on the directory, so not even a lock file is added)."""
     foreign = tmp_path / "home"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("keep me")
