@@ -464,8 +464,11 @@ def load_icephys(path, offset: float = 0.0, stim_start: float | None = None, sti
         sweeps, pairing = _abf_sweeps(p), "ABF ADC 0 with command waveform"
     elif suffix == ".ibw":
         sweeps, pairing = _ibw_sweeps(path, current), "Igor voltage/current waves in order"
+    elif suffix in _NEO_READERS:
+        sweeps, pairing = _neo_sweeps(_check_exists(p), suffix), "Neo segments (first voltage and current signal)"
     else:
-        raise EphysFileError(p, f"unknown recording format {suffix!r}; load_icephys reads .nwb, .abf and .ibw")
+        raise EphysFileError(p, f"unknown recording format {suffix!r}; load_icephys reads .nwb, .abf, .ibw and, "
+                                f"through Neo, {', '.join(sorted(_NEO_READERS))}")
     if not sweeps:
         raise EphysFileError(p, "no current-clamp sweeps found")
     al = _align_sweeps(sweeps, stim_start, stim_end, p)
@@ -591,6 +594,52 @@ def _abf_sweeps(p: Path) -> list[dict]:
     t = ds["time"].values
     return [{"t": t, "v": ds["signal"].values[k], "i": None if i is None else i[k], "key": int(k)}
             for k in range(ds.sizes["sweep"])]
+
+
+# Neo readers load_icephys uses, by suffix: an explicit list of formats read as numbers (Neo's
+# get_io would also pick PickleIO for .pkl, which runs code from the file).
+_NEO_READERS = {
+    ".mat": lambda io: io.NeoMatlabIO,
+    ".smr": lambda io: io.Spike2IO,
+    ".smrx": lambda io: io.Spike2IO,
+    ".wcp": lambda io: io.WinWcpIO,
+    ".axgd": lambda io: io.AxographIO,
+    ".axgx": lambda io: io.AxographIO,
+}
+
+
+def _neo_signal(seg, target: str):
+    """First single-channel AnalogSignal of ``seg`` expressible in ``target`` (mV or pA), as
+    (time ms from its start, values), or None."""
+    for sig in seg.analogsignals:
+        try:
+            values = np.asarray(sig.rescale(target).magnitude, dtype=float)[:, 0]
+        except ValueError:
+            continue
+        dt = float(sig.sampling_period.rescale("ms").magnitude)
+        return np.arange(values.size) * dt, values
+    return None
+
+
+def _neo_sweeps(p: Path, suffix: str) -> list[dict]:
+    """Sweeps from a file Neo reads: one per Segment (voltage = its first voltage signal)."""
+    neo = _need("neo")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # reader chatter about file versions, not about the data
+            blocks = _NEO_READERS[suffix](neo.io)(str(p)).read(lazy=False)
+    except Exception as exc:
+        raise EphysFileError(p, f"not readable by Neo ({type(exc).__name__}: {_short(exc)})") from exc
+    sweeps = []
+    for seg in (s for b in blocks for s in b.segments):
+        v = _neo_signal(seg, "mV")
+        if v is None:
+            continue
+        i = _neo_signal(seg, "pA")
+        key = seg.annotations.get("sweep", len(sweeps))
+        sweeps.append({"t": v[0], "v": v[1], "i": None if i is None else i[1],
+                       "key": int(key) if isinstance(key, (int, np.integer)) else len(sweeps)})
+    return sweeps
 
 
 def _ibw_sweeps(path, current) -> list[dict]:

@@ -205,13 +205,35 @@ def test_abf_needs_a_window_when_the_command_is_flat(cell, tmp_path):
     np.testing.assert_array_equal(counts, true_spike_counts(t, V))
 
 
+def test_neo_readable_formats_load_through_neo(nwb_files, tmp_path):
+    # Neo as the reading layer for other formats: the NWB sweeps, converted by to_neo and written
+    # with Neo's MATLAB writer, load back identical (voltage, amplitudes, window, sweep numbers).
+    # A .pkl is refused although Neo would read it (unpickling runs code from the file).
+    neo = pytest.importorskip("neo")
+    from microcircuit.interchange import to_neo
+
+    a = ephys.load_icephys(nwb_files["table"])
+    path = tmp_path / "cell.mat"
+    neo.io.NeoMatlabIO(str(path)).write_block(to_neo(a))
+    b = ephys.load_icephys(path)
+    assert b.attrs["pairing"].startswith("Neo segments")
+    np.testing.assert_array_equal(b["voltage"].values, a["voltage"].values)
+    np.testing.assert_allclose(b["amplitude"].values, AMPS, atol=1e-6)
+    assert b.attrs["stim_start"] == pytest.approx(ON) and b.attrs["stim_end"] == pytest.approx(OFF)
+    np.testing.assert_array_equal(b["sweep"].values, np.arange(16))
+    (tmp_path / "cell.pkl").write_bytes(b"\x80\x04N.")
+    with pytest.raises(EphysFileError, match="cell.pkl: unknown recording format"):
+        ephys.load_icephys(tmp_path / "cell.pkl")
+
+
 def test_load_icephys_bad_inputs(tmp_path, cell):
     (tmp_path / "x.txt").write_text("hello")
     with pytest.raises(EphysFileError, match="x.txt: unknown recording format"):
         ephys.load_icephys(tmp_path / "x.txt")
-    (tmp_path / "garbage.nwb").write_bytes(np.random.default_rng(0).bytes(3000))
-    with pytest.raises(EphysFileError, match="garbage.nwb: not a readable NWB"):
-        ephys.load_icephys(tmp_path / "garbage.nwb")
+    for name, problem in [("garbage.nwb", "not a readable NWB"), ("garbage.mat", "not readable by Neo")]:
+        (tmp_path / name).write_bytes(np.random.default_rng(0).bytes(3000))
+        with pytest.raises(EphysFileError, match=f"{name}: {problem}"):
+            ephys.load_icephys(tmp_path / name)
 
 
 # ------------------------------------------------------------------------- eFEL agreement
