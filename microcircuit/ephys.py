@@ -5,8 +5,18 @@ Units everywhere: time **ms**, voltage **mV**, current **pA**, rate **Hz**, resi
 ``long_name``; bad files raise :class:`EphysFileError` naming the file and the problem.
 
 Optional dependencies (extra ``ephys``): ``igor2`` (``.ibw``), ``pyabf`` (``.abf``), ``efel``
-(feature extraction); ``h5py`` for :func:`load_nwb` (pulled in by the ``nwb`` extra).  The bundled
+(feature extraction), ``quantities`` (unit strings: ``mV``, ``millivolt``, ``volts``, ``pA``,
+``amperes`` ...), ``neo`` (further formats in :func:`load_icephys`); ``h5py`` for
+:func:`load_nwb` and ``pynwb`` for NWB in :func:`load_icephys` (the ``nwb`` extra).  The bundled
 B6/B8 cells (:func:`load_bundled_cell`) need only NumPy.
+
+Current-clamp files: :func:`load_icephys` gives the sweeps of an NWB/ABF/Igor/Neo-readable file
+in the layout of :func:`load_bundled_cell` (step window and amplitude detected, units converted,
+``offset`` for a junction potential).  :func:`extract_features` passes eFEL settings through
+(``threshold=``, ``settings=``), refuses stimulus windows that do not fit the trace (eFEL would
+crash the interpreter) and warns when the baseline sits above the spike threshold; fits warn at
+their bounds (:class:`FitWarning`).  A time axis must carry ``units``: guessing ms is wrong by
+1000× on data in seconds.
 
 Bundled data: two mouse cortical cells (B6, B8) × 5 ``IDRest`` current steps from the bluepyefe
 2.3.63 test data (BSD; see ``microcircuit/data/ephys/NOTICE``), dt 0.25 ms, step 700–2700 ms,

@@ -113,14 +113,16 @@ def to_neo(recording, spike_threshold: float | None = None, name: str | None = N
     ``units_attr`` annotation); times in ms.  ``spike_threshold`` (mV): also add a SpikeTrain of
     upward threshold crossings per trace of every voltage variable, for Elephant's spike
     statistics.  The Block's annotations are the recording's root attrs (as strings where Neo
-    needs it); its name the scenario name or ``name``.
+    needs it; ``name``, ``description`` ... prefixed ``attr_`` as Neo's own arguments); its name
+    the scenario name or ``name``.
     """
     neo, pq = _neo()
     groups, attrs = _groups(recording)
     if not groups:
         raise ValueError("to_neo: the recording has no group with a 'time' dimension")
-    block = neo.Block(name=name or str(attrs.get("scenario_name") or attrs.get("cell") or "microcircuit"),
-                      **{str(k): _annotation(v) for k, v in attrs.items()})
+    reserved = {"name", "description", "file_origin", "rec_datetime", "file_datetime", "index"}
+    ann = {(f"attr_{k}" if str(k) in reserved else str(k)): _annotation(v) for k, v in attrs.items()}
+    block = neo.Block(name=name or str(attrs.get("scenario_name") or attrs.get("cell") or "microcircuit"), **ann)
     for pop, ds in groups:
         if "sweep" in ds.dims:
             _add_sweeps(neo, pq, block, pop, ds, spike_threshold)
