@@ -437,6 +437,10 @@ def _align_sweeps(sweeps: list[dict], stim_start: float | None, stim_end: float 
     idx = np.round(onsets / dt).astype(int)
     pre = int(idx.min())
     post = int(min(s["v"].size - k for s, k in zip(sweeps, idx)))
+    if pre < 1 or post * dt < duration:
+        raise StimulusWindowError(f"{path}: step window [{onsets.min():g}, {onsets.max() + duration:g}] ms from sweep "
+                                  f"start does not fit sweeps of {min(s['v'].size for s in sweeps) * dt:g} ms with a "
+                                  "pre-step baseline")
     crop = [slice(k - pre, k + post) for k in idx]
     v = np.stack([s["v"][c] for s, c in zip(sweeps, crop)])
     i = np.stack([s["i"][c] if s["i"] is not None else np.full(pre + post, np.nan) for s, c in zip(sweeps, crop)])

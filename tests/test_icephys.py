@@ -198,6 +198,8 @@ def test_abf_needs_a_window_when_the_command_is_flat(cell, tmp_path):
     abfwriter.writeABF1(V, str(path), 1e3 / DT * 1.0, units="mV")
     with pytest.raises(EphysFileError, match="cell.abf: no current step found.*stim_start="):
         ephys.load_icephys(path)
+    with pytest.raises(StimulusWindowError, match="cell.abf: step window .* does not fit"):
+        ephys.load_icephys(path, stim_start=0.2, stim_end=1200.0)  # no baseline, past the 1 s sweep
     ds = ephys.load_icephys(path, stim_start=ON, stim_end=OFF)
     assert ds.sizes == {"sweep": 16, "time": 10000}
     np.testing.assert_allclose(ds["voltage"].values, V, atol=0.1)
