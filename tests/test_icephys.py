@@ -531,7 +531,8 @@ def test_exported_nwb_is_read_by_neo_and_passes_nwbinspector(tmp_path):
     tree.attrs.update(scenario=SCENARIO_TEXT, scenario_name="teacher_student")
     assert len(SCENARIO_TEXT) > 15000
     path = export_nwb(tree, tmp_path / "rec.nwb")
-    blocks = neo.io.NWBIO(str(path), "r").read_all_blocks()
+    reader = neo.io.NWBIO(str(path), "r")
+    blocks = reader.read_all_blocks()
     assert len(blocks) == 1
     sigs = {s.name: s for seg in blocks[0].segments for s in seg.analogsignals}
     assert {"pyr1_u", "pyr1_r", "output_u"} <= set(sigs)
@@ -539,6 +540,7 @@ def test_exported_nwb_is_read_by_neo_and_passes_nwbinspector(tmp_path):
     np.testing.assert_allclose(np.asarray(sigs["pyr1_u"].rescale("mV").magnitude),
                                u.values.reshape(u.sizes["time"], -1), rtol=1e-12)
     assert float(sigs["pyr1_u"].sampling_rate.rescale("Hz")) == pytest.approx(1e3 / float(u["time"][1] - u["time"][0]))
+    reader.close()
     messages = list(inspector.inspect_nwbfile(nwbfile_path=str(path)))
     critical = [m for m in messages if m.importance.name == "CRITICAL"]
     assert critical == [], [m.message for m in critical]
