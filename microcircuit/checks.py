@@ -23,6 +23,10 @@ def array_shape(value, max_items=None):
     """
     if _is_num(value):
         return (), None
+    if hasattr(value, "shape") and hasattr(value, "dtype"):       # a NumPy array passed from Python
+        if not is_real_dtype(value.dtype):
+            return None, real_dtype_message(value.dtype)
+        return tuple(value.shape), None
     if not isinstance(value, list):
         return None, f"expected a number or an array of numbers, got {type(value).__name__} {value!r:.40}"
     shape = []

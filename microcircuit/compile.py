@@ -26,7 +26,7 @@ import numpy as np
 from .activations import activation_id, DEFAULT_PARAMS
 from .circuit import Circuit
 from .checks import (array_shape, weight_shape_message, connector_shape_message, error_partner_problem,
-                     error_source_problem)
+                     error_source_problem, is_real_dtype, real_dtype_message)
 from .errors import CircuitError
 from .models import PRESETS
 from .models.base import (N_PORTS, PORT_PROXIMAL, PORT_APICAL, PORT_NUDGE, SIG_U, SIG_UPROS, SIG_R,
@@ -199,11 +199,16 @@ def _per_neuron(value, n, rng, where):
 def _as_array(value, shape, where):
     """A list/number from a scenario -> float array, or CircuitError (the last guard; scenarios are
     checked with the same helper at load time)."""
-    got, problem = array_shape(value)
-    if problem:
-        raise CircuitError(f"{where}: {problem}")
-    if shape is not None and got != tuple(shape):
-        raise CircuitError(f"{where}: expected shape {tuple(shape)}, got {got}")
+    if isinstance(value, (np.ndarray, np.generic)):          # from Python: any real array
+        if not is_real_dtype(value.dtype):
+            raise CircuitError(f"{where}: " + real_dtype_message(value.dtype))
+        got = value.shape
+    else:
+        got, problem = array_shape(value)
+        if problem:
+            raise CircuitError(f"{where}: {problem}")
+    if shape is not None and tuple(got) != tuple(shape):
+        raise CircuitError(f"{where}: expected shape {tuple(shape)}, got {tuple(got)}")
     return np.asarray(value, dtype=float)
 
 

@@ -256,6 +256,10 @@ def scenario_from_dict(data, source=None, text="", base_dir=None, overrides=None
         raise ScenarioError([("", "a scenario must be a table")], source)
     for k, v in ov_list:
         apply_override(data, k, v, source)
+    if ov_list:
+        deep = nesting_problem(data, lim.max_toml_depth)
+        if deep:
+            raise ScenarioError([deep], source)
     problems = []
     origins = {}
     data = expand_templates(data, problems, origins)
