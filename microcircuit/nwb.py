@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-__all__ = ["export_nwb", "NWBExportError", "SI_UNITS"]
+__all__ = ["export_nwb", "NWBExportError", "SI_UNITS", "to_si"]
 
 try:
     from .errors import MicrocircuitError as _Base
@@ -31,15 +31,26 @@ class NWBExportError(_Base, ValueError):
     """A recording cannot be exported (no time dimension, irregular time, bad target path)."""
 
 
-# unit → (factor to SI, SI unit)
-SI_UNITS = {
-    "mV": (1e-3, "V"), "V": (1.0, "V"), "uV": (1e-6, "V"),
-    "pA": (1e-12, "A"), "nA": (1e-9, "A"), "A": (1.0, "A"),
-    "Hz": (1.0, "Hz"), "kHz": (1e3, "Hz"), "1/ms": (1e3, "Hz"), "1/s": (1.0, "Hz"),
-    "ms": (1e-3, "s"), "s": (1.0, "s"),
-    "nS": (1e-9, "S"), "uS": (1e-6, "S"), "S": (1.0, "S"),
-}
-_TIME_TO_S = {"ms": 1e-3, "s": 1.0, "us": 1e-6}
+# SI units a variable may be expressed in (NWB stores SI); the first its unit converts to is used
+SI_UNITS = ("V", "A", "Hz", "S", "ohm", "F", "s")
+
+
+def to_si(unit: str) -> tuple[float, str]:
+    """(factor, SI unit) for a unit string parsed by ``quantities`` (``mV`` → (1e-3, "V"),
+    ``pA`` → (1e-12, "A"), ``1/ms`` → (1e3, "Hz"), ``nS`` → (1e-9, "S")); dimensionless or
+    unknown units (``1``, ``a.u.``) are kept as they are with factor 1."""
+    from .ephys import EphysUnitsError, unit_scale
+
+    if unit in ("", "1", "n/a"):
+        return 1.0, unit
+    for si in SI_UNITS:
+        try:
+            return unit_scale(unit, si), si
+        except EphysUnitsError:
+            continue
+    return 1.0, unit
+
+
 SIMULATED_SUBJECT = ("Not an animal: a simulated cortical microcircuit (microcircuit package). species names the "
                      "species the model stands for; age and sex are placeholders.")
 
@@ -64,7 +75,7 @@ def export_nwb(recording, path, session_description: str = "microcircuit simulat
     """Write a recording (DataTree of population groups, or one Dataset) to an NWB file.
 
     Each variable with a ``time`` dim becomes ``TimeSeries(name=f"{population}_{variable}")`` with
-    ``data`` in SI (``x_SI = x · factor`` from :data:`SI_UNITS`, e.g. mV → V ×1e-3, ms → s),
+    ``data`` in SI (``x_SI = x · factor`` from :func:`to_si`, e.g. mV → V ×1e-3, ms → s),
     ``unit`` the SI unit, ``starting_time`` (s) and ``rate`` (Hz) when time is uniformly sampled,
     otherwise ``timestamps`` (s).  Groups without ``time`` (e.g. ``metrics``) are skipped.
 
@@ -107,10 +118,11 @@ def export_nwb(recording, path, session_description: str = "microcircuit simulat
     n_series = 0
     for pop, ds in groups:
         t = np.asarray(ds["time"].values, dtype=float)
-        tunit = ds["time"].attrs.get("units", "ms")
-        if tunit not in _TIME_TO_S:
-            raise NWBExportError(f"population {pop!r}: time units {tunit!r} not understood (ms, s, us)")
-        ts = t * _TIME_TO_S[tunit]
+        factor, tunit = to_si(str(ds["time"].attrs.get("units", "")))
+        if tunit != "s":
+            raise NWBExportError(f"population {pop!r}: the time axis has units {ds['time'].attrs.get('units')!r}, "
+                                 "not a time; set .coords['time'].attrs['units'] = 'ms'")
+        ts = t * factor
         if ts.size > 1 and np.any(np.diff(ts) <= 0):
             raise NWBExportError(f"population {pop!r}: time is not strictly increasing")
         uniform = ts.size > 1 and np.allclose(np.diff(ts), ts[1] - ts[0], rtol=1e-6, atol=0)
@@ -119,7 +131,7 @@ def export_nwb(recording, path, session_description: str = "microcircuit simulat
                 continue
             da = da.transpose("time", ...)
             units = str(da.attrs.get("units", "n/a"))
-            factor, si = SI_UNITS.get(units, (1.0, units))
+            factor, si = to_si(units)
             data = np.asarray(da.values, dtype=np.float64).reshape(da.sizes["time"], -1) * factor
             meta = {
                 "dims": list(da.dims),
