@@ -549,3 +549,22 @@ def test_exported_nwb_is_read_by_neo_and_passes_nwbinspector(tmp_path):
         assert f.protocol == SCENARIO_TEXT
         assert json.loads(f.notes)["scenario"] == SCENARIO_TEXT
         assert f.subject is not None and f.subject.species == "Mus musculus"
+
+
+def test_export_converts_any_parsable_unit_to_si_and_needs_time_units(tmp_path):
+    # 'millivolt' → V (×1e-3), 'nA' → A (×1e-9), '1/ms' → Hz (×1e3), a dimensionless '1' kept;
+    # a time axis without units is refused (it used to be taken as ms).
+    from microcircuit.nwb import NWBExportError, export_nwb
+
+    t = ("time", np.arange(4) * 0.5, {"units": "ms"})
+    ds = xr.Dataset({"v": ("time", [1.0, 2, 3, 4], {"units": "millivolt"}), "i": ("time", [1.0, 2, 3, 4], {"units": "nA"}),
+                     "r": ("time", [1.0, 2, 3, 4], {"units": "1/ms"}), "u": ("time", [1.0, 2, 3, 4], {"units": "1"})},
+                    coords={"time": t}, attrs={"population": "p"})
+    path = export_nwb(ds, tmp_path / "u.nwb")
+    with pynwb.NWBHDF5IO(str(path), "r") as io:
+        acq = io.read().acquisition
+        got = {k: (acq[k].unit, acq[k].data[0, 0]) for k in acq}
+    assert got["p_v"] == ("V", pytest.approx(1e-3)) and got["p_i"] == ("A", pytest.approx(1e-9))
+    assert got["p_r"] == ("Hz", pytest.approx(1e3)) and got["p_u"] == ("1", 1.0)
+    with pytest.raises(NWBExportError, match="time axis has units None"):
+        export_nwb(ds.assign_coords(time=ds["time"].drop_attrs()), tmp_path / "nounits.nwb")
