@@ -22,7 +22,8 @@ EXIT_IO = 4   # exit code of a run stopped by an I/O error (2: bad input, 3: div
 
 
 def _err(msg, code=2):
-    print(f"error: {msg}", file=sys.stderr)
+    from .errors import printable   # messages quote names, paths and values from files: no terminal escapes
+    print(f"error: {printable(msg)}", file=sys.stderr)
     return code
 
 

@@ -329,3 +329,10 @@ def test_sweep_arguments_and_grid_checked_before_anything_runs(tmp_path):
     assert r.returncode == 2 and "argument --workers: must be >= 0, got -1" in r.stderr
     r = _cli("sweep", str(f), "--seeds", "1e8")
     assert r.returncode == 2 and "argument --seeds: expected an integer >= 1, got '1e8'" in r.stderr
+
+
+def test_cli_errors_escape_control_characters(tmp_path):
+    """Every CLI error goes through one printer: a file name with an escape sequence in a message
+    that is not a ScenarioError (here: a missing recording store) is shown escaped too."""
+    r = _cli("info", str(tmp_path / "no\x1b]0;x\x07.zarr"))
+    assert r.returncode != 0 and "\x1b" not in r.stderr and "\x07" not in r.stderr, r.stderr
