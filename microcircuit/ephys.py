@@ -467,7 +467,8 @@ def load_icephys(path, offset: float = 0.0, stim_start: float | None = None, sti
 
     Returns variables ``voltage`` (mV) and ``current`` (pA) over (``sweep``, ``time``); coords
     ``time`` (ms), ``time_from_onset`` (ms, 0 at step onset), ``sweep``, ``amplitude`` and
-    ``holding`` (pA), ``sweep_start_time`` (s; the file's absolute sweep start, NaN for ABF/Igor); attrs ``stim_start``/``stim_end`` (ms), ``offset_mV`` (= ``ljp_mV``),
+    ``holding`` (pA), ``sweep_start_time`` (s; the file's absolute sweep start, NaN for
+    ABF/Igor); attrs ``stim_start``/``stim_end`` (ms), ``offset_mV`` (= ``ljp_mV``),
     ``source_file``, ``pairing``.
     """
     p = Path(path[0] if isinstance(path, (list, tuple)) else path)
@@ -494,7 +495,8 @@ def load_icephys(path, offset: float = 0.0, stim_start: float | None = None, sti
     amplitude = al["i"][:, win].mean(axis=1) - holding
     return xr.Dataset(
         {
-            "voltage": (("sweep", "time"), al["v"] - offset, {"units": "mV", "long_name": "membrane potential (offset-corrected)"}),
+            "voltage": (("sweep", "time"), al["v"] - offset,
+                        {"units": "mV", "long_name": "membrane potential (offset-corrected)"}),
             "current": (("sweep", "time"), al["i"], {"units": "pA", "long_name": "injected current"}),
         },
         coords={
@@ -516,7 +518,8 @@ def _series_ms_si(ts, start: int = 0, count: int | None = None, target: str = "m
     pynwb TimeSeries slice."""
     n = len(ts.data)
     stop = n if count is None or count < 0 else start + count
-    data = np.asarray(ts.data[start:stop], dtype=float) * float(ts.conversion) + float(getattr(ts, "offset", 0.0) or 0.0)
+    nwb_offset = float(getattr(ts, "offset", 0.0) or 0.0)  # NWB ≥ 2.5: value = data · conversion + offset
+    data = np.asarray(ts.data[start:stop], dtype=float) * float(ts.conversion) + nwb_offset
     values = data * unit_scale(ts.unit, target, f"NWB series {ts.name!r}")
     if ts.timestamps is not None:
         t = np.asarray(ts.timestamps[start:stop], dtype=float)  # s
@@ -659,13 +662,17 @@ def _neo_sweeps(p: Path, suffix: str) -> list[dict]:
 def _ibw_sweeps(path, current) -> list[dict]:
     """Sweeps from Igor waves: voltage wave(s) in ``path``, matching current wave(s) in ``current``."""
     vpaths = list(path) if isinstance(path, (list, tuple)) else [path]
-    ipaths = (list(current) if isinstance(current, (list, tuple)) else [current]) if current is not None else [None] * len(vpaths)
+    if current is None:
+        ipaths = [None] * len(vpaths)
+    else:
+        ipaths = list(current) if isinstance(current, (list, tuple)) else [current]
     if len(ipaths) != len(vpaths):
         raise EphysFileError(vpaths[0], f"{len(vpaths)} voltage waves but {len(ipaths)} current waves")
     sweeps = []
     for k, (vp, ip) in enumerate(zip(vpaths, ipaths)):
         v0 = load_ibw(vp, "voltage")
-        dt = v0.attrs["header_dt_ms"] if np.isfinite(v0.attrs["header_dt_ms"]) and v0.attrs["header_dt_ms"] > 0 else DT_MS
+        hdt = v0.attrs["header_dt_ms"]
+        dt = hdt if np.isfinite(hdt) and hdt > 0 else DT_MS
         v = load_ibw(vp, "voltage", dt=dt)
         i = load_ibw(ip, "current", dt=dt).values if ip is not None else None
         m = re.search(r"(\d+)$", Path(vp).stem)
@@ -1273,7 +1280,8 @@ def _warn_at_bounds(what: str, names, units, popt, bounds, rtol: float = 1e-6) -
     lo, hi = (np.broadcast_to(np.asarray(b, float), len(popt)) for b in bounds)
     for name, unit, val, a, b in zip(names, units, popt, lo, hi):
         for edge, side in ((a, "lower"), (b, "upper")):
-            if np.isfinite(edge) and abs(val - edge) <= rtol * max(abs(edge), abs(b - a) if np.isfinite(b - a) else 1.0):
+            scale = max(abs(edge), abs(b - a) if np.isfinite(b - a) else 1.0)
+            if np.isfinite(edge) and abs(val - edge) <= rtol * scale:
                 warnings.warn(f"{what} fit: {name} = {val:.6g} {unit} sits at its {side} bound {edge:.6g}; "
                               "the data do not constrain it (try another model or more points)",
                               FitWarning, stacklevel=3)

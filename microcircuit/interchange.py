@@ -150,7 +150,10 @@ def _add_population(neo, pq, block, pop: str, ds: xr.Dataset, spike_threshold):
             continue
         ann = {"population": pop, "variable": str(var)}
         sig = _signal(neo, pq, f"{pop}_{var}", da, t, ann)
-        seg.analogsignals.append(sig) if isinstance(sig, neo.AnalogSignal) else seg.irregularlysampledsignals.append(sig)
+        if isinstance(sig, neo.AnalogSignal):
+            seg.analogsignals.append(sig)
+        else:
+            seg.irregularlysampledsignals.append(sig)
         if spike_threshold is not None and _is_voltage(da):
             v = np.asarray(sig.rescale(pq.mV).magnitude)
             for c in range(v.shape[1]):
