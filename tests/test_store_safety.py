@@ -234,7 +234,9 @@ _PAUSE_AFTER_FIRST_CHECKPOINT = textwrap.dedent("""
 
     def write_then_wait(sim):      # the run is mid-way and resumable: signal the test, wait for SIGTERM
         k = real(sim)
-        Path(sys.argv[1]).write_text(str(sim.program.step))
+        tmp = Path(sys.argv[1] + ".tmp")
+        tmp.write_text(str(sim.program.step))
+        tmp.replace(sys.argv[1])   # atomic: the test never sees the file before its content
         time.sleep(120)
         return k
 
