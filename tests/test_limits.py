@@ -216,6 +216,16 @@ FIELDS = [
     (lambda d: d.update(templates=[{"kind": "layered", "sizes": [2, 2, 1], "prefix": "t", "eta": 0.1,
                                     "eta_factors": ["a", "b"]}]),
      "templates[0].eta_factors[0]", "expected a finite number >= 0"),
+    (lambda d: d["stimuli"].__setitem__(0, {"target": "x", "waveform": "sines", "frequency_hz": 10.0,
+                                            "amplitude": [1.0, 2.0, 3.0]}),      # numpy broadcast error
+     "stimuli[0].amplitude", "has 3 values for 1 sine component(s)"),
+    (lambda d: d["populations"][1].update(tau_m={"dist": "normal", "mean": 10.0, "std": 1.0}),
+     "populations[1].tau_m", "the normal distribution can draw values <= 0"),   # compile: tau_m must be > 0
+    (lambda d: d["populations"].append({"name": "e", "model": "error", "size": 3, "partner": "nope"}),
+     "populations[3].partner", "names no population 'nope'"),                    # compile: no path
+    (lambda d: d["projections"][0]["plasticity"].update(error_source="o"),
+     "projections[0].plasticity.error_source", "must name an error population of 3 neurons"),
+    (lambda d: d.update(sweep={"grid": 3}), "sweep.grid", "expected a table"),   # sweep: AttributeError
     (lambda d: d.update(output={"checkpoint_every_steps": 1}),
      "output.checkpoint_every_steps", "use at least 100 steps (min_checkpoint_steps)"),
 ]

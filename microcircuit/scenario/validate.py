@@ -400,6 +400,8 @@ def validate(data, source=None, base_dir=None):
 
     if "analysis" in data:
         _check_analysis(V, data["analysis"], pops, data.get("recordings"))
+    if "sweep" in data:
+        _check_sweep(V, data["sweep"])
 
     if "output" in data:
         V.table(data["output"], S.OUTPUT, "output")
@@ -545,6 +547,24 @@ def _check_neuron_range(V, neu, path, size):
                                      for k in ("start", "stop", "step")) and neu.get("step") != 0:
         if not len(range(size)[slice(neu.get("start"), neu.get("stop"), neu.get("step"))]):
             V.add(path, f"selects no neuron of the {size}; check start/stop/step")
+
+
+def _check_sweep(V, cfg):
+    """``[sweep] grid = {"dotted.key" = [v1, v2, ...]}``: the grid ``microcircuit sweep`` uses when no
+    --grid is given (each value is validated against the scenario when the sweep starts)."""
+    if not isinstance(cfg, dict):
+        V.add("sweep", f"expected a table, got {_tname(cfg)}")
+        return
+    for k in cfg:
+        if k != "grid":
+            V.add(f"sweep.{k}", "unknown field" + _suggest(k, ("grid",)))
+    grid = cfg.get("grid", {})
+    if not isinstance(grid, dict):
+        V.add("sweep.grid", f'expected a table {{"dotted.key" = [values]}}, got {_tname(grid)}')
+        return
+    for k, vals in grid.items():
+        if not isinstance(vals, list) or not vals:
+            V.add(f"sweep.grid.{k}", f"expected a non-empty array of values, got {_tname(vals)} {vals!r:.40}")
 
 
 def _check_analysis(V, cfg, pops, recordings):
