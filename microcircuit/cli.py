@@ -61,9 +61,10 @@ def _resume_hint(store):
 
 def _interrupted(store, exc, at=""):
     """Ctrl-C or SIGTERM during a run (the run closed the store as interrupted): one line, exit 128+N."""
+    from .errors import printable   # the store path comes from the command line: no terminal escapes
     name = getattr(exc, "signal_name", "Ctrl-C")
-    print(f"\ninterrupted ({name}){at}; the recording in {store} is readable and marked interrupted"
-          f"{_resume_hint(store)}", file=sys.stderr)
+    print("\n" + printable(f"interrupted ({name}){at}; the recording in {store} is readable and marked "
+                           f"interrupted{_resume_hint(store)}"), file=sys.stderr)
     return 128 + getattr(exc, "signum", signal.SIGINT)
 
 
