@@ -132,10 +132,13 @@ def check_grid(sc, grid, seeds=None, base_overrides=(), workers=0, local=True):
     for k, vals in grid.items():
         if not vals:
             raise SweepError(f"--grid {k}: needs at least one value")
+    if not base_overrides and sc.overrides:      # the overrides the base scenario was loaded with
+        base_overrides = [f"{k}={_fmt(v)}" for k, v in sc.overrides]
     base = tomllib.loads(sc.text) if sc.text else sc.data
     base_sig = _shape_signature(sc.data)
     problems = []
-    peak = estimate_memory(sc.data, sc.base_dir)[0]
+    # a point records in memory, then writes its region: every recorded value counts
+    peak = estimate_memory(sc.data, sc.base_dir, in_memory=True)[0]
     for k, vals in grid.items():
         for v in vals:
             label = f"--grid {k}={_fmt(v)}"
@@ -149,7 +152,7 @@ def check_grid(sc, grid, seeds=None, base_overrides=(), workers=0, local=True):
                 problems.append((label, "the point has a [protocol] table or no simulation.duration; a sweep "
                                         "runs plain scenarios with a duration"))
                 continue
-            peak = max(peak, estimate_memory(pt.data, pt.base_dir)[0])
+            peak = max(peak, estimate_memory(pt.data, pt.base_dir, in_memory=True)[0])
             sig = _shape_signature(pt.data)
             changed = [what for what in base_sig if sig[what] != base_sig[what]]
             if changed:
@@ -292,7 +295,7 @@ def _template(sc, grid, seed_count, dims, text):
     for d in sizes:
         if d.startswith("time"):
             stride = 1 if d == "time" else int(d.split("_", 1)[1])
-            coords[d] = (d, np.arange(0, total, stride) * dt, {"units": "ms", "long_name": "time"})
+            coords[d] = (d, time_labels(np.arange(0, total, stride), dt), {"units": "ms", "long_name": "time"})
     for c in empty.coords:
         if not c.startswith("time"):
             coords[c] = empty[c]

@@ -346,3 +346,19 @@ def test_cli_errors_escape_control_characters(tmp_path):
     that is not a ScenarioError (here: a missing recording store) is shown escaped too."""
     r = _cli("info", str(tmp_path / "no\x1b]0;x\x07.zarr"))
     assert r.returncode != 0 and "\x1b" not in r.stderr and "\x07" not in r.stderr, r.stderr
+
+
+def test_in_memory_recording_checked_before_building():
+    """sc.build() without a store keeps every recorded value (sweep points do too): at duration 10^7 ms
+    le_chain's recordings alone are ~3.7 GiB, refused against a 1 GiB limit before compiling; with a
+    store the same scenario needs only the per-chunk buffers and builds."""
+    from microcircuit.sweep import check_grid, SweepError
+    sc = load_scenario(LE_CHAIN, ["simulation.duration=10000000"])
+    os.environ["MICROCIRCUIT_MAX_MEMORY"] = "1G"
+    try:
+        with pytest.raises(ScenarioError, match=r"recordings\[\d\]: recording in memory .* over the limit of 1 GiB"):
+            sc.build(output=False)
+        with pytest.raises(SweepError, match="1 points at once need about"):
+            check_grid(sc, {"simulation.seed": [1]}, workers=1)
+    finally:
+        del os.environ["MICROCIRCUIT_MAX_MEMORY"]

@@ -60,6 +60,8 @@ def build_simulation(sc, output=None, overwrite=None, progress=False, backend=No
                      extra_recordings=(), chunk_steps=None):
     sim_cfg = sc.data["simulation"]
     out_cfg = sc.data.get("output", {})
+    if output is False or (output is None and not out_cfg.get("path")):
+        _check_in_memory(sc)
     try:
         circuit = build_circuit(sc)
         prog = compile_circuit(circuit, dt=sim_cfg["dt"], batch=sim_cfg.get("batch", 1),
@@ -84,6 +86,23 @@ def build_simulation(sc, output=None, overwrite=None, progress=False, backend=No
         raise
     except CircuitError as exc:
         raise ScenarioError([(_path_of(str(exc), sc.data), str(exc))], sc.source) from exc
+
+
+def _check_in_memory(sc):
+    """A run that records in memory keeps every recorded value: check that total (for
+    simulation.duration) against the memory limit before anything is allocated."""
+    from .. import limits as L
+    if "protocol" in sc.data:
+        return
+    lim = L.current()
+    total, parts = L.estimate_memory(sc.data, sc.base_dir, in_memory=True)
+    if total > lim.max_memory_bytes:
+        b, where = parts["recording"]
+        raise ScenarioError([(where, f"recording in memory for simulation.duration needs about {L.fmt_bytes(total)} "
+                                     f"(recording {L.fmt_bytes(b)}), over the limit of "
+                                     f"{L.fmt_bytes(lim.max_memory_bytes)} (max_memory_bytes); write to a store "
+                                     f"(output.path, or build(output=...)), record fewer neurons or a larger "
+                                     f"stride, or raise MICROCIRCUIT_MAX_MEMORY")], sc.source)
 
 
 _NAMED = re.compile(r"^(projection|population|stimulus) '([^']*)'")
