@@ -8,7 +8,7 @@ name                      phi(x)                                 parameters
 ========================  =====================================  ==========================
 ``linear``                x                                      -
 ``tanh``                  tanh(x)                                -
-``logistic``              1 / (1 + exp(-x))                      -
+``logistic``              r_max / (1 + exp(-beta (x - theta)))    r_max, beta, theta
 ``hard_sigmoid``          clip(x, 0, 1)                          -
 ``softplus``              log(1 + exp(x))                        -
 ``relu``                  max(x, 0)                              -
@@ -16,7 +16,9 @@ name                      phi(x)                                 parameters
 ========================  =====================================  ==========================
 
 ``soft_rectifier`` is the Sacramento et al. (2018) regression nonlinearity (gamma 0.1, beta 1,
-theta 3). The derivative of ``hard_sigmoid`` and ``relu`` at the kinks is taken as 1 inside the
+theta 3). ``logistic`` defaults to (r_max, beta, theta) = (1, 1, 0), the plain 1 / (1 + e^{-x}); with
+other values it is a fitted f-I curve (:func:`microcircuit.ephys_model.fit_to_population`): maximal
+rate r_max, gain beta (slope r_max beta / 4 at x = theta) and half-activation potential theta. The derivative of ``hard_sigmoid`` and ``relu`` at the kinks is taken as 1 inside the
 open interval and 0 outside, as in the LE reference scheme.
 """
 from __future__ import annotations
@@ -39,7 +41,7 @@ ACTIVATIONS = {
     "relu": 5,
     "soft_rectifier": 6,
 }
-DEFAULT_PARAMS = {"soft_rectifier": (0.1, 1.0, 3.0)}
+DEFAULT_PARAMS = {"soft_rectifier": (0.1, 1.0, 3.0), "logistic": (1.0, 1.0, 0.0)}
 
 
 def activation_id(name: str) -> int:
@@ -72,7 +74,7 @@ def phi(x, kind, p0, p1, p2):
     if kind == 1:
         return math.tanh(x)
     if kind == 2:
-        return _sigmoid(x)
+        return p0 * _sigmoid(p1 * (x - p2))
     if kind == 3:
         return min(max(x, 0.0), 1.0)
     if kind == 4:
@@ -90,8 +92,8 @@ def dphi(x, kind, p0, p1, p2):
         t = math.tanh(x)
         return 1.0 - t * t
     if kind == 2:
-        s = _sigmoid(x)
-        return s * (1.0 - s)
+        s = _sigmoid(p1 * (x - p2))
+        return p0 * p1 * s * (1.0 - s)
     if kind == 3:
         return 1.0 if (x > 0.0 and x < 1.0) else 0.0
     if kind == 4:
@@ -119,8 +121,8 @@ def phi_and_dphi(x, kind, p0, p1, p2):
         t = math.tanh(x)
         return t, 1.0 - t * t
     if kind == 2:
-        s = _sigmoid(x)
-        return s, s * (1.0 - s)
+        s = _sigmoid(p1 * (x - p2))
+        return p0 * s, p0 * p1 * s * (1.0 - s)
     if kind == 3:
         return min(max(x, 0.0), 1.0), (1.0 if (x > 0.0 and x < 1.0) else 0.0)
     if kind == 4:
@@ -211,13 +213,13 @@ def phi_dphi_vector(x, n, kind, p0, p1, p2, r, rp):
     for k in range(n, m):
         x[k] = 0.0
     for k in range(m):
-        y = x[k] if kind != 6 else p1 * (x[k] - p2)
+        y = x[k] if kind == 4 else p1 * (x[k] - p2)     # logistic, soft_rectifier: scaled and shifted
         z = _exp_neg(abs(y))
         d = 1.0 / (1.0 + z)
         sg = d if y >= 0.0 else z * d                    # sigmoid(y)
         if kind == 2:
-            r[k] = sg
-            rp[k] = sg * (1.0 - sg)
+            r[k] = p0 * sg
+            rp[k] = p0 * p1 * sg * (1.0 - sg)
         elif kind == 4:
             r[k] = max(y, 0.0) + _log1p_unit(z)          # softplus(y)
             rp[k] = sg
@@ -226,15 +228,25 @@ def phi_dphi_vector(x, n, kind, p0, p1, p2, r, rp):
             rp[k] = p0 * p1 * sg
 
 
-def phi_np(x, kind, p=(0.0, 0.0, 0.0)):
-    """NumPy version of :func:`phi` (used by the reference stepper and analysis)."""
+def _params_np(kind, p):
+    """``p``, or the kind's :data:`DEFAULT_PARAMS` when ``p`` is None (callers without parameters)."""
+    if p is not None:
+        return p
+    name = next(k for k, v in ACTIVATIONS.items() if v == kind)
+    return DEFAULT_PARAMS.get(name, (0.0, 0.0, 0.0))
+
+
+def phi_np(x, kind, p=None):
+    """NumPy version of :func:`phi` (used by the reference stepper and analysis); ``p=None``: the
+    kind's default parameters."""
     x = np.asarray(x, dtype=float)
+    p = _params_np(kind, p)
     if kind == 0:
         return x.copy()
     if kind == 1:
         return np.tanh(x)
     if kind == 2:
-        return _sigmoid_np(x)
+        return p[0] * _sigmoid_np(p[1] * (x - p[2]))
     if kind == 3:
         return np.clip(x, 0.0, 1.0)
     if kind == 4:
@@ -244,15 +256,16 @@ def phi_np(x, kind, p=(0.0, 0.0, 0.0)):
     return p[0] * np.logaddexp(0.0, p[1] * (x - p[2]))
 
 
-def dphi_np(x, kind, p=(0.0, 0.0, 0.0)):
+def dphi_np(x, kind, p=None):
     x = np.asarray(x, dtype=float)
+    p = _params_np(kind, p)
     if kind == 0:
         return np.ones_like(x)
     if kind == 1:
         return 1.0 - np.tanh(x) ** 2
     if kind == 2:
-        s = _sigmoid_np(x)
-        return s * (1.0 - s)
+        s = _sigmoid_np(p[1] * (x - p[2]))
+        return p[0] * p[1] * s * (1.0 - s)
     if kind == 3:
         return ((x > 0.0) & (x < 1.0)).astype(float)
     if kind == 4:

@@ -44,7 +44,7 @@ RATE = NeuronModel(
                   low=0.0),
         Parameter("activation", "tanh", "", "transfer function phi", kind="str",
                   choices=tuple(ACTIVATIONS), per_neuron=False),
-        Parameter("activation_params", [0.0, 0.0, 0.0], "", "parameters of phi (soft_rectifier: gamma, beta, theta)",
+        Parameter("activation_params", [0.0, 0.0, 0.0], "", "parameters of phi (soft_rectifier: gamma, beta, theta; logistic: r_max, beta, theta)",
                   kind="list", per_neuron=False),
         Parameter("bias", 0.0, "1", "bias b added to the basal input"),
         Parameter("eta_bias", 0.0, "1/ms", "learning rate of the bias, db/dt = eta_bias * e", low=0.0,
