@@ -5,14 +5,15 @@ buffers to :class:`ZarrRecorder.append`. The recorder grows the on-disk arrays a
 writes the block; nothing is kept in memory between appends, so peak memory is bounded by one
 block (plus one encoded chunk inside zarr) however long the run is.
 
-Store layout (Zarr format 3, no consolidated metadata)::
+Store layout (Zarr format 3; consolidated metadata once closed, see :func:`consolidate`)::
 
     run.zarr/                      root attrs: user attrs (scenario text, seed, ...) plus
     │                              microcircuit_format="recording", format_version, microcircuit_version,
     │                              dt (ms), batch, created, closed, complete, status, reason, populations
     ├── hidden/                    one group per population; attrs: population, dt, n_records, last_step, strides
     │   ├── u        (time, batch, neuron)                attrs: units, long_name, population, stride
-    │   ├── time     (time,)   float64 ms = step * dt     (computed from the integer step, never accumulated)
+    │   ├── time     (time,)   float64 ms = step * dt rounded to dt's decimals (time_labels: 0.3, not
+    │   │                      0.30000000000000004, so ds.sel(time=0.3) finds step 3; never accumulated)
     │   ├── batch    (batch,)  int64
     │   └── neuron   (neuron,) int64 index within the population
     ├── pyr1/
@@ -89,6 +90,8 @@ __all__ = [
     "ChunkChecksumError",
     "IncompleteStoreWarning",
     "StoreProblem",
+    "time_labels",
+    "consolidate",
 ]
 
 FORMAT_NAME = "recording"
@@ -230,6 +233,30 @@ class RecordedVariable:
 # --------------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------------
+_MAX_TIME_DECIMALS = 9
+
+
+def time_decimals(dt: float) -> int | None:
+    """Decimal places of ``dt`` as written (0.1 -> 1, 0.025 -> 3, 2.0 -> 0), or None when ``dt`` has
+    more than :data:`_MAX_TIME_DECIMALS` (1/3 ms: no decimal label is exact, so none is made)."""
+    text = np.format_float_positional(float(dt), trim="-")
+    places = len(text.partition(".")[2])
+    return places if places <= _MAX_TIME_DECIMALS else None
+
+
+def time_labels(steps: Any, dt: float) -> np.ndarray:
+    """Time coordinates in ms of the integer ``steps``: ``step * dt`` rounded to the decimals of ``dt``.
+
+    Why: ``3 * 0.1`` is ``0.30000000000000004`` in binary floating point, so ``ds.sel(time=0.3)``
+    would miss the record at step 3. Every multiple of a decimal ``dt`` has at most as many
+    decimals as ``dt``, so rounding to them gives the double nearest the exact decimal time (``0.3``)
+    and labels that compare equal to what a user types. Only the coordinate changes: recorded values
+    are untouched. Computed from the integer step, never accumulated, so labels do not drift."""
+    t = np.asarray(steps, dtype=np.int64).astype(np.float64) * float(dt)
+    places = time_decimals(dt)
+    return t if places is None else np.round(t, places)
+
+
 def _jsonable(value: Any, where: str) -> Any:
     """Convert numpy scalars/arrays, tuples and paths to JSON types; raise naming ``where`` otherwise."""
     if value is None or isinstance(value, (bool, str)):
@@ -294,7 +321,8 @@ def _open_root(path: Path, mode: str = "r"):
     # readers go through the checksum-checking store, so a damaged chunk is an error naming itself
     store = _checked_store(path) if mode == "r" else str(path)
     try:
-        root = zarr.open_group(store=store, mode=mode, zarr_format=3)
+        # never the consolidated copy: integrity checks and live readers must see the files as they are
+        root = zarr.open_group(store=store, mode=mode, zarr_format=3, use_consolidated=False)
     except Exception as exc:  # zarr raises several types for damaged or v2 stores
         raise RecordingError(f"{path}: cannot open as a Zarr v3 group ({type(exc).__name__}: {exc})") from exc
     if root.attrs.get("microcircuit_format") != FORMAT_NAME:
@@ -310,6 +338,31 @@ def _open_root(path: Path, mode: str = "r"):
             f"({FORMAT_VERSION}); upgrade microcircuit"
         )
     return root
+
+
+def consolidate(path: str | os.PathLike) -> None:
+    """Write the consolidated metadata of a closed store (every node's ``zarr.json`` copied into the
+    root's), so that plain ``xr.open_zarr(path, group=...)`` and ``xr.open_datatree(path,
+    engine="zarr")`` open it in one read and without a warning (an error under ``-W error``).
+
+    Only a store that no longer changes is consolidated: :meth:`ZarrRecorder.close` does it last, and
+    :meth:`ZarrRecorder.reopen` drops the copy before anything grows again, so a consolidated copy is
+    never stale. zarr warns that consolidation is not yet in the v3 spec; that warning is ours to
+    silence (xarray and zarr-python read it)."""
+    import warnings
+
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(str(path))
+
+
+def drop_consolidated(root) -> None:
+    """Remove the consolidated copy from the root ``zarr.json`` of a store opened for writing (see
+    :func:`consolidate`): rewriting the root metadata of a group opened with ``use_consolidated=False``
+    leaves it out, attributes unchanged."""
+    root.update_attributes({})
 
 
 def _population_groups(root) -> list[str]:
@@ -613,7 +666,8 @@ class ZarrRecorder:
     ----------
     path : directory of the store to create.
     specs : the recorded variables.
-    dt : step size in ms; time coordinates are ``step * dt`` in float64.
+    dt : step size in ms; time coordinates are ``step * dt`` in float64, rounded to the decimals of
+        ``dt`` (:func:`time_labels`), so they equal the decimal times a user types.
     batch : number of parallel batch rows in every block.
     chunk_records : length of a zarr chunk along time, counted in records of a stride-1 variable,
         i.e. in simulation steps: a variable with stride ``s`` gets ``ceil(chunk_records / s)``
@@ -753,6 +807,7 @@ class ZarrRecorder:
     @classmethod
     def _reopen_locked(cls, p: Path, root, lock, specs, n_records, last_step) -> "ZarrRecorder":
         self = cls.__new__(cls)
+        drop_consolidated(root)          # the arrays grow again: a consolidated copy would go stale
         self._lock = lock
         self.block_steps = None          # existing arrays keep their chunks
         self.path = p
@@ -1027,7 +1082,7 @@ class ZarrRecorder:
             for key in ts.variables:
                 st = self._vars[key]
                 jobs.append((st.array, n0, np.ascontiguousarray(prepared[key], dtype=st.spec.dtype)))
-            jobs.append((ts.array, n0, s.astype(np.float64) * self.dt))
+            jobs.append((ts.array, n0, time_labels(s, self.dt)))
             advanced.append((ts, n1, int(s[-1])))
         _resize_and_write(jobs, self.path, self._made_dirs)
         touched: set[str] = set()
@@ -1095,6 +1150,10 @@ class ZarrRecorder:
         try:
             self._root.update_attributes({"complete": bool(complete), "status": status, "reason": reason,
                                           "closed": _now(), "writer": None})
+            try:
+                consolidate(self.path)
+            except OSError:
+                pass    # a full disk: the store stays readable, plain xarray only warns about metadata
         finally:  # even on a full disk: this process is done writing, another may take the store over
             self.closed = True
             if getattr(self, "_lock", None) is not None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .compile import Program, N_SIG, PP_INPUT
 from .errors import DivergenceError, SimulationError, CircuitError
-from .recording import close_reason
+from .recording import close_reason, time_labels
 from .models import get_model
 
 _SIG_LABELS = ["u", "u_pros", "r", "phi_prime", "e", "udot", "v0", "v1", "eps", "v_err", "u_tgt"]
@@ -103,7 +103,7 @@ class MemoryRecorder:
             steps = np.concatenate(self.steps[s.key]) if self.steps[s.key] else np.zeros(0, np.int64)
             tdim = "time" if s.stride == 1 else f"time_{s.stride}"
             dims = [tdim, "batch", "neuron"] + (["compartment"] if s.compartments else [])
-            coords = {tdim: (tdim, steps * self.dt, {"units": "ms", "long_name": "time"}),
+            coords = {tdim: (tdim, time_labels(steps, self.dt), {"units": "ms", "long_name": "time"}),
                       "batch": np.arange(self.batch), "neuron": np.asarray(s.neurons)}
             if s.compartments:
                 coords["compartment"] = np.asarray(list(s.compartments), dtype=object)

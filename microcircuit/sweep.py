@@ -60,6 +60,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import MicrocircuitError
+from .recording import time_labels
 
 __all__ = ["run_sweep", "parse_grid", "sweep_points", "run_point", "add_sweep_command"]
 
@@ -396,7 +397,9 @@ def _write_template(out, lock, fresh, sc, grid, seeds, dims, attrs):
     import zarr
     from .storelock import WRITER_ATTR, discard_new_store
     if not fresh:
-        zarr.open_group(str(out), mode="r+", zarr_format=3).update_attributes({WRITER_ATTR: lock.writer})
+        # opened without the consolidated copy, so this rewrite drops it until the sweep is released
+        zarr.open_group(str(out), mode="r+", zarr_format=3, use_consolidated=False).update_attributes(
+            {WRITER_ATTR: lock.writer})
         return
     try:
         tmpl = _template(sc, grid, seeds, dims, sc.text)
@@ -410,12 +413,16 @@ def _write_template(out, lock, fresh, sc, grid, seeds, dims, attrs):
 
 
 def _release_sweep_store(out, lock):
-    """Clear the ``writer`` attr (best effort: a full disk must not hide the sweep's own error) and unlock."""
+    """Clear the ``writer`` attr and consolidate the metadata, so plain ``xr.open_zarr(out)`` opens the
+    store without a warning (best effort: a full disk must not hide the sweep's own error); unlock."""
     import zarr
+    from .recording import consolidate
     from .storelock import WRITER_ATTR
     try:
         if lock.held:
-            zarr.open_group(str(out), mode="r+", zarr_format=3).update_attributes({WRITER_ATTR: None})
+            zarr.open_group(str(out), mode="r+", zarr_format=3, use_consolidated=False).update_attributes(
+                {WRITER_ATTR: None})
+            consolidate(out)
     except Exception:
         pass
     finally:

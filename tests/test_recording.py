@@ -87,9 +87,11 @@ def test_round_trip_values_dims_coords_and_attrs(tmp_path):
     assert pyr1.v.dtype == np.float64
     np.testing.assert_array_equal(pyr1.v.values, v)
 
-    # coords: time = step * dt with the variable's stride; neuron indices; compartment names; batch rows
-    np.testing.assert_array_equal(hidden.time.values, np.arange(300) * DT)
-    np.testing.assert_array_equal(pyr1.time.values, np.arange(0, 300, 10) * DT)
+    # coords: time = step * dt with the variable's stride, as the decimal labels a user types (0.3, not
+    # 0.30000000000000004: one decimal, as dt = 0.1); neuron indices; compartment names; batch rows
+    np.testing.assert_array_equal(hidden.time.values, np.round(np.arange(300) * DT, 1))
+    assert hidden.time.values[3] == 0.3 and float(hidden.u.sel(time=0.3)[0, 0]) == u[3, 0, 0].astype(np.float32)
+    np.testing.assert_array_equal(pyr1.time.values, np.round(np.arange(0, 300, 10) * DT, 1))
     np.testing.assert_array_equal(hidden.neuron.values, np.arange(30))
     np.testing.assert_array_equal(pyr1.neuron.values, [0, 3, 5])
     assert list(pyr1.compartment.values) == ["soma", "basal", "apical"]
@@ -111,15 +113,15 @@ def test_round_trip_values_dims_coords_and_attrs(tmp_path):
 
 
 def test_time_is_step_times_dt_and_does_not_drift(tmp_path):
-    """Time is computed as step*dt in float64 per record, so late times equal index*dt exactly,
-    unlike a running sum of dt, which is off after many steps."""
+    """Time is computed as step*dt in float64 per record (rounded to dt's one decimal), so late times
+    equal the decimal label of index*dt exactly, unlike a running sum of dt, which is off after many steps."""
     spec = RecordedVariable("p", "u", np.arange(2), dtype=np.float64, stride=1)
     rec = ZarrRecorder(tmp_path / "t.zarr", [spec], dt=DT, batch=1, chunk_records=50)
     first = 1_000_000
     rec.append({("p", "u"): np.zeros((50, 1, 2))}, first_step=first)
     rec.close()
     t = open_recording(tmp_path / "t.zarr")["p"].time.values
-    expected = np.arange(first, first + 50, dtype=np.int64) * DT
+    expected = np.array([float(f"{k // 10}.{k % 10}") for k in range(first, first + 50)])  # parsed decimals
     np.testing.assert_array_equal(t, expected)
     drifting = np.cumsum(np.full(first + 50, DT))[first - 1:first + 49]
     assert not np.array_equal(t, drifting)  # guards the test: a running sum really would differ
@@ -229,7 +231,7 @@ def test_failure_in_the_middle_of_an_append_leaves_the_committed_records(tmp_pat
     assert tree.attrs["complete"] is False and tree.attrs["status"] == "running"
     assert tree["hidden"].sizes["time"] == 200
     np.testing.assert_array_equal(tree["hidden"].u.values, u.astype(np.float32))
-    np.testing.assert_array_equal(tree["hidden"].time.values, np.arange(200) * DT)
+    np.testing.assert_array_equal(tree["hidden"].time.values, np.round(np.arange(200) * DT, 1))  # decimal time labels
     assert "running" in describe_store(path) and "time: 200" in describe_store(path)
 
 
