@@ -1374,7 +1374,9 @@ def compare_model(data: Mapping | xr.Dataset, model: Mapping | xr.Dataset, quant
     ``units`` attrs, e.g. merged results of :func:`fit_transfer_function` and
     :func:`fit_membrane_tau`).  Returns a Dataset along dim ``quantity`` with ``data``, ``model``,
     ``difference`` (model − data) and ``relative_difference`` ((model − data)/|data|), plus a
-    ``units`` coord.  Render with :func:`table_markdown`.
+    ``units`` coord.  Render with :func:`table_markdown`.  To simulate a fitted neuron and compare
+    it with the cell's sweeps (f–I, step responses, τ_m; a figure), see
+    :func:`microcircuit.ephys_model.compare_model`.
     """
     def _scalars(m):
         if isinstance(m, xr.Dataset):
