@@ -106,3 +106,26 @@ def error_source_problem(src, post, post_size, populations):
         return (f"must name an error population of {post_size} neurons (the partner of '{post}'), "
                 f"got {src!r}")
     return None
+
+
+INPUT_CARRIES_R = "an input population only carries 'r'"
+
+
+def one_to_one_message(n_pre, n_post):
+    return f"one_to_one needs equal sizes, got {n_pre} -> {n_post}"
+
+
+def stimulus_kind_problem(target, kind, model, is_input):
+    """The problem of a stimulus ``kind`` for its target population's model, or None."""
+    if is_input and kind != "rate":
+        return f"input population '{target}' takes kind 'rate' only"
+    if not is_input and kind == "rate":
+        return (f"kind 'rate' drives input populations only; '{target}' is {model} "
+                f"(use 'current', 'target' or 'error')")
+    return None
+
+
+def second_rate_message(target, first):
+    # rates are set, not summed: a second rate stimulus would silently replace the first
+    return (f"input population '{target}' already has its rate set by {first}; an input population takes "
+            f"one rate stimulus (combine the waveforms into one array, or give each its own input population)")

@@ -26,7 +26,8 @@ import numpy as np
 from .activations import activation_id, DEFAULT_PARAMS
 from .circuit import Circuit
 from .checks import (array_shape, weight_shape_message, connector_shape_message, error_partner_problem,
-                     error_source_problem, is_real_dtype, real_dtype_message)
+                     error_source_problem, is_real_dtype, real_dtype_message, INPUT_CARRIES_R,
+                     one_to_one_message, stimulus_kind_problem, second_rate_message)
 from .errors import CircuitError
 from .models import PRESETS
 from .models.base import (N_PORTS, PORT_PROXIMAL, PORT_APICAL, PORT_NUDGE, SIG_U, SIG_UPROS, SIG_R,
@@ -422,7 +423,7 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
         if pr.signal not in ("r", "u", "u_pros", "e"):
             raise CircuitError(f"{where}: signal must be r, u, u_pros or e, got '{pr.signal}'")
         if pre.neuron_model.is_input and pr.signal != "r":
-            raise CircuitError(f"{where}: an input population only carries 'r'")
+            raise CircuitError(f"{where}: {INPUT_CARRIES_R}")
         if (pre.model == "error") != (pr.signal == "e"):
             raise CircuitError(f"{where}: signal 'e' is carried by error populations (model error) only, and an "
                                f"error population carries only 'e'; set signal = \"e\" on projections from "
@@ -446,7 +447,7 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
             continue
         if kind == "one_to_one":
             if pre.size != post.size:
-                raise CircuitError(f"{where}: one_to_one needs equal sizes, got {pre.size} -> {post.size}")
+                raise CircuitError(f"{where}: " + one_to_one_message(pre.size, post.size))
             row[PJ_DIAG] = 1
             shape = (post.size,)
         else:
@@ -549,19 +550,14 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
             raise CircuitError(f"stimulus '{s.name}': target names no population '{s.target}'; populations "
                                f"are {list(pop_index)}")
         tp = circuit.population(s.target)
-        if s.kind == "rate" and not tp.neuron_model.is_input:
-            raise CircuitError(f"stimulus '{s.name}': kind 'rate' drives input populations only; "
-                               f"'{s.target}' is {tp.model} (use kind = \"current\")")
-        if s.kind != "rate" and tp.neuron_model.is_input:
-            raise CircuitError(f"stimulus '{s.name}': input population '{s.target}' takes kind 'rate' only")
+        problem = stimulus_kind_problem(s.target, s.kind, tp.model, tp.neuron_model.is_input)
+        if problem:
+            raise CircuitError(f"stimulus '{s.name}': {problem}")
         if s.kind == "rate":
             other = [o.name for o in stimuli[:s_i] if isinstance(o, Stimulus) and o.kind == "rate"
                      and o.target == s.target]
             if other:
-                # rates are set, not summed: the second stimulus would silently replace the first
-                raise CircuitError(f"stimulus '{s.name}': input population '{s.target}' already has its rate set "
-                                   f"by stimulus '{other[0]}'; an input population takes one rate stimulus "
-                                   f"(combine the waveforms into one array, or use one input population each)")
+                raise CircuitError(f"stimulus '{s.name}': " + second_rate_message(s.target, f"stimulus '{other[0]}'"))
         stim_int[s_i] = [offsets[s.target], tp.size, KIND_IDS[s.kind], col]
         col += tp.size
 

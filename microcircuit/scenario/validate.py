@@ -15,7 +15,8 @@ from numbers import Number
 from pathlib import Path
 
 from ..checks import array_shape, weight_shape_message, connector_shape_message, real_dtype_message, \
-    is_real_dtype, error_partner_problem, error_source_problem
+    is_real_dtype, error_partner_problem, error_source_problem, INPUT_CARRIES_R, one_to_one_message, \
+    stimulus_kind_problem, second_rate_message
 from ..models import MODELS
 from . import schema as S
 
@@ -275,7 +276,7 @@ def validate(data, source=None, base_dir=None):
                 V.add(f"{path}.target", f"population '{pr['post']}' ({post[0]}) has no compartment '{tgt}'"
                       + (_suggest(tgt, ports) if ports else "; an input population receives no projections"))
         if pre and pre[0] == "input" and pr.get("signal", "r") != "r":
-            V.add(f"{path}.signal", "an input population only carries 'r'")
+            V.add(f"{path}.signal", INPUT_CARRIES_R)
         nm = pr.get("name")
         if isinstance(nm, str):
             if nm in proj_names:
@@ -291,7 +292,7 @@ def validate(data, source=None, base_dir=None):
         if isinstance(conn, dict):
             V.table(conn, S.CONNECTOR, f"{path}.connector")
             if conn.get("kind") == "one_to_one" and pre and post and pre[1] and post[1] and pre[1] != post[1]:
-                V.add(f"{path}.connector.kind", f"one_to_one needs equal sizes, got {pre[1]} -> {post[1]}")
+                V.add(f"{path}.connector.kind", one_to_one_message(pre[1], post[1]))
             if kind == "from_array":
                 _check_matrix(V, conn.get("array"), f"{path}.connector.array",
                               shape if kind == "from_array" else None, connector_shape_message)
@@ -316,9 +317,7 @@ def validate(data, source=None, base_dir=None):
         path = f"stimuli[{i}]"
         if isinstance(s.get("target"), str) and s.get("kind", "rate") == "rate":
             if s["target"] in rate_targets:
-                V.add(f"{path}.target", f"input population '{s['target']}' already has its rate set by "
-                                        f"{rate_targets[s['target']]}; an input population takes one rate stimulus "
-                                        f"(combine the waveforms, or give each its own input population)")
+                V.add(f"{path}.target", second_rate_message(s["target"], rate_targets[s["target"]]))
             rate_targets.setdefault(s["target"], path)
         wf = s.get("waveform")
         extra = S.WAVEFORM_FIELDS.get(wf, {}) if isinstance(wf, str) else {}
@@ -332,12 +331,10 @@ def validate(data, source=None, base_dir=None):
                 V.add(f"{path}.target", f"names no population '{tgt}'" + (_suggest(tgt, pops) if pops else ""))
             else:
                 model = pops[tgt][0]
-                kind = s.get("kind", "rate")
-                if model == "input" and kind != "rate":
-                    V.add(f"{path}.kind", f"input population '{tgt}' takes kind 'rate' only")
-                if model not in (None, "input") and kind == "rate":
-                    V.add(f"{path}.kind", f"kind 'rate' drives input populations only; '{tgt}' is {model} "
-                                          f"(use 'current', 'target' or 'error')")
+                problem = stimulus_kind_problem(tgt, s.get("kind", "rate"), model, model == "input") \
+                    if model is not None else None
+                if problem:
+                    V.add(f"{path}.kind", problem)
         size = pops.get(tgt, (None, None))[1] if isinstance(tgt, str) else None
         for k, f in extra.items():
             v = s.get(k)
