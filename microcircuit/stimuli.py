@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from .jit import njit
 
+from .checks import is_real_dtype, real_dtype_message
 from .errors import MicrocircuitError
 
 KINDS = ("rate", "current", "target", "error")
@@ -209,7 +210,10 @@ class ArrayStimulus(Stimulus):
 
     def __init__(self, target, array, hold_steps=1, repeat=False, **kw):
         super().__init__(target, **kw)
-        self.array = np.asarray(array, dtype=float)
+        raw = np.asarray(array)
+        if not is_real_dtype(raw.dtype):      # float() would drop an imaginary part silently
+            raise StimulusError(f"stimulus '{self.name}': array " + real_dtype_message(raw.dtype))
+        self.array = raw.astype(float)
         if self.array.ndim == 1:
             self.array = self.array[:, None]
         if self.array.ndim not in (2, 3) or self.array.shape[0] == 0:

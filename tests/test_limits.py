@@ -362,3 +362,12 @@ def test_in_memory_recording_checked_before_building():
             check_grid(sc, {"simulation.seed": [1]}, workers=1)
     finally:
         del os.environ["MICROCIRCUIT_MAX_MEMORY"]
+
+
+def test_complex_arrays_rejected_from_python_too():
+    """The last guard of the .npy header check: an ArrayStimulus built in Python from complex values
+    raised only a ComplexWarning and dropped the imaginary part."""
+    from microcircuit.stimuli import ArrayStimulus, StimulusError
+    with pytest.raises(StimulusError, match="complex128 values; inputs must be real"):
+        ArrayStimulus("x", np.ones((3, 2), complex))
+    assert ArrayStimulus("x", np.ones((3, 2), np.int32)).array.dtype == np.float64
