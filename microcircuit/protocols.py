@@ -188,7 +188,7 @@ class _Runner:
 
     def __init__(self, circuit, *, dt, S, batch, scheme, seed, input_pop, output_pop, readout, readout_signal,
                  readout_window, reset, dtype="float64", lag_steps=0, sequence=False, extra_stimuli=(),
-                 loss="mse"):
+                 loss="mse", recordings=()):
         self.S, self.B, self.dt = S, batch, dt
         self.sequence, self.loss = bool(sequence), loss
         self.input_pop, self.output_pop = input_pop, output_pop
@@ -209,9 +209,28 @@ class _Runner:
         # chunks of whole presentations, stimulus block <= ~32 MB
         per_step = (n_in + n_out) * batch * 8
         chunk = max(S, (int(32e6 // max(per_step, 1)) // S) * S)
-        self.sim = Simulation(self.prog, recordings=[rec], output=None, chunk_steps=chunk,
+        for r in recordings:
+            if r.population == output_pop and readout_signal in r.variables:
+                raise ProtocolError(f"recordings: {output_pop}.{readout_signal} is the protocol's readout signal, "
+                                    "recorded every step for the loss; record other variables of it (e.g. v, r)")
+        self.sim = Simulation(self.prog, recordings=[rec, *recordings], output=None, chunk_steps=chunk,
                               gates=self._gates, check_finite=True)
         self._key = (output_pop, readout_signal)
+        self.circuit_specs = [sp for sp in self.sim._specs if sp.key != self._key]
+        self.sink = None        # a _CircuitSink when the circuit is recorded into the store (train)
+
+    def _hand_over(self):
+        """Move the circuit's records of the presentations just shown from memory to the store."""
+        rec = self.sim.recorder
+        blocks, steps = {}, {}
+        for sp in self.circuit_specs:
+            if rec.blocks[sp.key]:
+                blocks[sp.key] = np.concatenate(rec.blocks[sp.key])
+                steps[sp.key] = np.concatenate(rec.steps[sp.key])
+            rec.blocks[sp.key].clear()
+            rec.steps[sp.key].clear()
+        if blocks and self.sink is not None:
+            self.sink.add(blocks, steps)
 
     def _gates(self, k0, k1):
         g = np.broadcast_to(self.gate, (k1 - k0, 2))
@@ -268,12 +287,41 @@ class _Runner:
             data = np.concatenate(rec.blocks[self._key])
         rec.blocks[self._key].clear()
         rec.steps[self._key].clear()
+        self._hand_over()
         data = data.reshape(P, S, self.B, self.n_out)
         if self.readout == "last":
             return data[:, -1], None
         if self.readout == "sum":
             return data.sum(axis=1), per_step_loss(data, Y, self.loss)
         return data[:, S - self.win:].mean(axis=1), None
+
+
+class _CircuitSink:
+    """Collects the circuit's records (``[[recordings]]`` of a protocol run) over presentations and
+    appends them to the store once they span ``chunk_steps`` steps: a presentation is a few steps,
+    and appending each alone would write a tiny chunk file per array per presentation."""
+
+    def __init__(self, recorder, chunk_steps):
+        self.recorder, self.chunk_steps = recorder, int(chunk_steps)
+        self.blocks, self.steps = {}, {}
+
+    def add(self, blocks, steps):
+        for k, b in blocks.items():
+            self.blocks.setdefault(k, []).append(b)
+            self.steps.setdefault(k, []).append(steps[k])
+        first = min(int(s[0][0]) for s in self.steps.values() if len(s[0]))
+        last = max(int(s[-1][-1]) for s in self.steps.values() if len(s[-1]))
+        if last - first + 1 >= self.chunk_steps:
+            self.flush()
+
+    def flush(self):
+        if self.blocks:
+            self.recorder.append({k: np.concatenate(v) for k, v in self.blocks.items()},
+                                 steps={k: np.concatenate(v) for k, v in self.steps.items()})
+        self.blocks, self.steps = {}, {}
+
+
+_SINK_CHUNK_STEPS = 10000
 
 
 def per_step_loss(data, Y, loss):
@@ -327,7 +375,7 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
           attrs=None, dtype="float64", lr_schedule="constant", eval_every=1,
           tau_learning_in_training=True, lr_decay=1.0, learning_lag=0.0, presentation="hold",
           plateau_patience=2, plateau_factor=0.5, plateau_phase=None, plateau_eps=0.0,
-          stimuli=()) -> TrainResult:
+          stimuli=(), recordings=()) -> TrainResult:
     """Train a network on a :class:`~microcircuit.datasets.SupervisedData` set by presenting samples.
 
     Parameters
@@ -376,6 +424,10 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
         ``plateau_factor``, unless the rates would fall by less than ``plateau_eps`` times their initial
         values (PyTorch's ``eps`` divided by the initial rate; GLE MNIST-1D: 1e-8 / 1e-3 = 1e-5)
     stimuli : extra stimuli of the network itself (e.g. a bias unit held at rate 1), kept in every phase
+    recordings : :class:`~microcircuit.simulation.Recording` of the circuit (a scenario's
+        ``[[recordings]]``) written with ``output`` as population groups next to ``metrics``, over the
+        whole stream of presentations (every phase, one continuous time axis; use a ``stride`` to
+        keep the store small). The output's ``readout_signal`` is the protocol's own and cannot be listed.
     learning_lag : plasticity off for the first ``learning_lag`` ms of every training presentation
         (the LE / Sacramento learning lag: the weights only learn from the settled state); it
         becomes ``round(learning_lag / dt)`` steps, fewer than the steps per presentation
@@ -466,7 +518,8 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
     runner = _Runner(circuit, dt=dt, S=S, batch=batch, scheme=scheme, seed=seed, input_pop=input_pop,
                      output_pop=output_pop, readout=readout, readout_signal=readout_signal,
                      readout_window=readout_window, reset=reset, dtype=dtype, lag_steps=lag_steps,
-                     sequence=presentation == "sequence", extra_stimuli=stimuli, loss=loss)
+                     sequence=presentation == "sequence", extra_stimuli=stimuli, loss=loss,
+                     recordings=list(recordings) if output is not None else [])
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7919]))
     splits = {"train": ("train", True), "val": ("val", False), "test": ("test", False),
               "train_eval": ("train", False)}
@@ -487,8 +540,12 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
 
     recorder = None
     if output is not None:
+        from .labels import model_parameters, population_labels
         from .recording import ZarrRecorder
-        recorder = ZarrRecorder(output, [], dt=dt, batch=batch, attrs={"protocol": settings}, overwrite=overwrite)
+        recorder = ZarrRecorder(output, runner.circuit_specs, dt=dt, batch=batch, overwrite=overwrite,
+                                chunk_records=_SINK_CHUNK_STEPS, labels=population_labels(circuit),
+                                attrs={"protocol": settings, "parameters": model_parameters(circuit, runner.prog)})
+        runner.sink = _CircuitSink(recorder, _SINK_CHUNK_STEPS)
 
     metrics: dict[str, list] = {}
     epochs_done: list[int] = []
@@ -587,6 +644,10 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
         if recorder is not None:
             from .recording import close_reason
             try:   # Ctrl-C / SIGTERM: "interrupted ...", an I/O error: "failed: OSError ..."
+                try:
+                    runner.sink.flush()     # the circuit's records so far are kept, like the metrics
+                except Exception:
+                    pass
                 recorder.close(complete=False, reason=close_reason(exc, f"with {len(epochs_done)} epoch(s) recorded"))
             except OSError:
                 pass   # the disk refuses even the status: keep the first error (the CLI reports the status)
@@ -595,6 +656,7 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
         if bar is not None:
             bar.close()
     if recorder is not None:
+        runner.sink.flush()
         recorder.set_attrs(epochs_done=len(epochs_done))
         recorder.close(complete=True)
     wall = time.perf_counter() - t0
@@ -714,7 +776,10 @@ def run_protocol(scenario, output=None, overwrite=False, progress=True) -> Train
               stimuli=[st for st in build_stimuli(scenario) if st.target not in
                        (proto.get("input", "input"), proto.get("output", "output"))],
               output=output, overwrite=overwrite, progress=progress,
-              attrs={"scenario": scenario.text, "scenario_name": scenario.name})
+              attrs={"scenario": scenario.text, "scenario_name": scenario.name},
+              recordings=[Recording(r["population"], list(r.get("variables", ["r"])), r.get("neurons", "all"),
+                                    r.get("stride", 1), r.get("dtype", "float64"))
+                          for r in scenario.data.get("recordings", [])])
     if "steps_per_presentation" in proto:
         kw["steps_per_presentation"] = int(proto["steps_per_presentation"])
     else:

@@ -688,6 +688,11 @@ class ZarrRecorder:
     overwrite : replace an existing store at ``path``. Only a store written by microcircuit (root
         attr ``microcircuit_format``) or an empty directory is ever deleted, and only after locking
         it; anything else raises (:func:`microcircuit.storelock.check_replaceable`).
+    labels : per population ``{"cell_type": ..., "layer": ..., ...}`` (:func:`microcircuit.labels.
+        population_labels`): stored in the population group's attrs, and ``cell_type`` and ``layer``
+        also as coordinates along every neuron dim (``cell_type``/``layer`` for ``neuron``,
+        ``cell_type_v``/``layer_v`` for ``neuron_v``), so a neuron keeps its identity when
+        populations are concatenated.
 
     The recorder holds the store's lock from creation (or :meth:`reopen`) to :meth:`close`: a second
     writer, an overwrite or a resume of the store meanwhile gets StoreBusyError naming this process.
@@ -708,6 +713,7 @@ class ZarrRecorder:
         attrs: Mapping[str, Any] | None = None,
         overwrite: bool = False,
         codec: str | None = "zstd",
+        labels: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         import zarr
 
@@ -715,6 +721,7 @@ class ZarrRecorder:
         self.block_steps = block_steps
         self.codec = _check_codec(codec, self.path)
         self.specs: tuple[RecordedVariable, ...] = tuple(specs)
+        self.labels = {str(k): _jsonable(dict(v), f"{self.path}: labels") for k, v in (labels or {}).items()}
         if not isinstance(dt, (int, float, np.floating, np.integer)) or not math.isfinite(dt) or dt <= 0:
             raise RecordingError(f"{self.path}: dt must be a positive finite number of ms, got {dt!r}")
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
@@ -887,13 +894,15 @@ class ZarrRecorder:
         for spec in self.specs:
             pop = spec.population
             if pop not in self._groups:
-                grp = self._root.create_group(pop, attributes={"population": pop, "dt": self.dt})
+                grp = self._root.create_group(pop, attributes={**self.labels.get(pop, {}), "population": pop,
+                                                               "dt": self.dt})
                 self._groups[pop] = grp
                 tables[pop] = _DimTable()
                 grp.create_array(
                     "batch", data=np.arange(self.batch, dtype=np.int64), dimension_names=("batch",),
                     compressors=_compressors("zstd"),
-                    attributes={"long_name": "batch row", "units": ""},
+                    # no "units" on index coordinates: xarray would title a plot "batch = 0 []"
+                    attributes={"long_name": "batch row"},
                 )
             grp = self._groups[pop]
             table = tables[pop]
@@ -919,15 +928,16 @@ class ZarrRecorder:
             if new_n:
                 grp.create_array(
                     ndim, data=spec.neurons, dimension_names=(ndim,), compressors=_compressors("zstd"),
-                    attributes={"long_name": f"neuron index within population {pop}", "units": ""},
+                    attributes={"long_name": f"neuron index within population {pop}"},
                 )
+                self._neuron_labels(grp, pop, ndim, spec.n_neurons)
             if cdim is not None:
                 dims.append(cdim)
                 if new_c:
                     carr = grp.create_array(
                         cdim, shape=(len(spec.compartments),), dtype=zarr.dtype.VariableLengthUTF8(),
                         compressors=_compressors("zstd"),
-                        dimension_names=(cdim,), attributes={"long_name": "compartment", "units": ""},
+                        dimension_names=(cdim,), attributes={"long_name": "compartment"},
                     )
                     carr[:] = np.array(spec.compartments, dtype=object)
             rec_shape = spec.record_shape(self.batch)
@@ -956,7 +966,7 @@ class ZarrRecorder:
                 dimension_names=tuple(dims),
                 attributes={
                     "units": spec.units, "long_name": spec.long_name or spec.name, "population": pop,
-                    "stride": spec.stride,
+                    "stride": spec.stride, **self._coordinates_attr(pop, ndim),
                 },
             )
             adapt = spec.chunk_records is None and chunk_records is None
@@ -964,6 +974,32 @@ class ZarrRecorder:
         for pop, grp in self._groups.items():
             # "arrays": what the group must hold, so readers can tell a deleted array from one never made
             grp.update_attributes({**self._group_progress(pop), "arrays": sorted(n for n, _ in grp.arrays())})
+
+    def _label_names(self, pop: str, ndim: str) -> list[tuple[str, str]]:
+        """``[(label, array name)]`` of the neuron labels along ``ndim`` (none without labels)."""
+        suffix = ndim[len("neuron"):]
+        return [(k, k + suffix) for k in ("cell_type", "layer") if k in self.labels.get(pop, {})]
+
+    def _coordinates_attr(self, pop: str, ndim: str) -> dict[str, str]:
+        """CF ``coordinates`` attr: xarray reads the neuron labels as coordinates, not data variables."""
+        names = [name for _, name in self._label_names(pop, ndim)]
+        return {"coordinates": " ".join(names)} if names else {}
+
+    def _neuron_labels(self, grp, pop: str, ndim: str, n: int) -> None:
+        """One label per recorded neuron along ``ndim``: its cell type (text) and layer (integer)."""
+        import zarr
+
+        for label, name in self._label_names(pop, ndim):
+            value = self.labels[pop][label]
+            attrs = {"long_name": "cell type (neuron model)" if label == "cell_type" else
+                     "layer (projections from the input)"}
+            if label == "cell_type":
+                arr = grp.create_array(name, shape=(n,), dtype=zarr.dtype.VariableLengthUTF8(),
+                                       compressors=_compressors("zstd"), dimension_names=(ndim,), attributes=attrs)
+                arr[:] = np.array([str(value)] * n, dtype=object)
+            else:
+                grp.create_array(name, data=np.full(n, int(value), np.int64), dimension_names=(ndim,),
+                                 compressors=_compressors("zstd"), attributes=attrs)
 
     def _group_progress(self, pop: str) -> dict[str, Any]:
         times = [t for t in self._times.values() if t.group == pop]
@@ -1242,7 +1278,7 @@ class ZarrRecorder:
             carr = grp.create_array(
                 dim, shape=(0,), chunks=(_METRIC_CHUNK,), dtype=c.dtype, fill_value=0, dimension_names=(dim,),
                 compressors=_compressors("zstd"),
-                attributes={"long_name": dim, "units": ""},
+                attributes={"long_name": dim},
             )
             state = {"coord": carr, "n": 0, "last": None, "metrics": {}}
             self._metric_dims[dim] = state
@@ -1255,7 +1291,7 @@ class ZarrRecorder:
                 state["metrics"][name] = grp.create_array(
                     name, shape=(n0,), chunks=(_METRIC_CHUNK,), dtype="float64", fill_value=np.nan,
                     compressors=_compressors("zstd"),
-                    dimension_names=(dim,), attributes={"long_name": name, "units": ""},
+                    dimension_names=(dim,), attributes={"long_name": name},
                 )
         n1 = n0 + length
         for name, arr in state["metrics"].items():

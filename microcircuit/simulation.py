@@ -77,8 +77,9 @@ class MemoryRecorder:
     """Keeps recorded blocks in memory and builds labelled xarray datasets (for notebooks and
     short runs; use a Zarr output for long runs)."""
 
-    def __init__(self, specs, dt, batch, attrs):
+    def __init__(self, specs, dt, batch, attrs, labels=None):
         self.specs, self.dt, self.batch, self.attrs = specs, dt, batch, dict(attrs)
+        self.labels = dict(labels or {})
         self.blocks = {s.key: [] for s in specs}
         self.steps = {s.key: [] for s in specs}
         self.attrs.update(complete=False, status="running")
@@ -94,6 +95,14 @@ class MemoryRecorder:
         self.attrs.update(complete=bool(complete), status="complete" if complete else "incomplete",
                           reason=reason or "")
 
+    def running(self, is_running, n_steps_done):
+        """Status between runs: ``running`` while :meth:`Simulation.run` steps, ``complete`` once it
+        returned (every step asked for is recorded; nothing in memory waits to be written), so
+        ``sim.results()`` after ``sim.run()`` says ``complete`` without a ``close()``. A later
+        ``run()`` continues and says ``running`` again until it returns."""
+        self.attrs.update(complete=not is_running, status="running" if is_running else "complete",
+                          n_steps_done=int(n_steps_done))
+
     def to_datatree(self):
         import xarray as xr
         groups = {}
@@ -107,17 +116,22 @@ class MemoryRecorder:
                       "batch": np.arange(self.batch), "neuron": np.asarray(s.neurons)}
             if s.compartments:
                 coords["compartment"] = np.asarray(list(s.compartments), dtype=object)
+            lab = self.labels.get(s.population, {})
+            if "cell_type" in lab:      # the same neuron labels a Zarr recording has (ZarrRecorder labels=)
+                coords["cell_type"] = ("neuron", np.full(len(s.neurons), str(lab["cell_type"]), dtype=object))
+                coords["layer"] = ("neuron", np.full(len(s.neurons), int(lab["layer"])))
             da = xr.DataArray(data, dims=dims, coords=coords,
                               attrs={"units": s.units, "long_name": s.long_name, "population": s.population})
             groups.setdefault(s.population, {})[s.name] = da
         tree = {"/": xr.Dataset(attrs=self.attrs)}
         for pop, vars_ in groups.items():
             try:
-                ds = xr.Dataset(vars_, attrs={"population": pop})
+                ds = xr.Dataset(vars_, attrs={**self.labels.get(pop, {}), "population": pop})
             except ValueError:
                 # variables with different neuron selections: give each its own neuron dim
-                ds = xr.Dataset({k: v.rename({"neuron": f"neuron_{k}"}) for k, v in vars_.items()},
-                                attrs={"population": pop})
+                ds = xr.Dataset({k: v.rename({c: f"{c}_{k}" for c in ("neuron", "cell_type", "layer") if c in v.coords})
+                                 for k, v in vars_.items()},
+                                attrs={**self.labels.get(pop, {}), "population": pop})
             tree[f"/{pop}"] = ds
         return xr.DataTree.from_dict(tree)
 
@@ -156,19 +170,24 @@ class Simulation:
         self._rec_cache = {}    # recording tables per (chunk length, stride phases), see _rec_tables
         base_attrs = {"dt": program.dt, "seed": int(program.seed), "scheme": program.scheme,
                       "batch": program.batch, "dtype": str(program.dtype)}
+        labels = {}
+        if program.circuit is not None:     # what each population is, and the parameters the model used
+            from .labels import model_parameters, population_labels
+            labels = population_labels(program.circuit)
+            base_attrs["parameters"] = model_parameters(program.circuit, program)
         base_attrs.update(attrs or {})
         self.attrs = base_attrs
         if output is not None and self._specs:
             from .recording import ZarrRecorder
             self.recorder = ZarrRecorder(output, self._specs, dt=program.dt, batch=program.batch,
                                          chunk_records=None, block_steps=self.chunk_steps, attrs=base_attrs,
-                                         overwrite=overwrite, codec=codec)
+                                         overwrite=overwrite, codec=codec, labels=labels)
         elif output is not None:
             from .recording import ZarrRecorder
             self.recorder = ZarrRecorder(output, [], dt=program.dt, batch=program.batch, attrs=base_attrs,
                                          overwrite=overwrite)
         else:
-            self.recorder = MemoryRecorder(self._specs, program.dt, program.batch, base_attrs)
+            self.recorder = MemoryRecorder(self._specs, program.dt, program.batch, base_attrs, labels)
         self._closed = False
         # Zarr writes run on one background thread while the kernel (nogil) computes the next chunk;
         # at most one block is in flight, and every reader of the store waits for it (``recorder``).
@@ -346,6 +365,9 @@ class Simulation:
             from tqdm.auto import tqdm
             bar = tqdm(total=steps, unit="step", unit_scale=True, dynamic_ncols=True, desc="simulating")
         target = prog.step + steps
+        memory = isinstance(self._recorder, MemoryRecorder)
+        if memory:
+            self._recorder.running(True, prog.step)
         try:
             while prog.step < target:
                 # chunks end on the global grid of chunk_steps (after a short run, the next chunk is
@@ -361,6 +383,8 @@ class Simulation:
                 if bar is not None:
                     bar.update(K)
             self._drain()           # when run() returns, every record is in the store
+            if memory:
+                self._recorder.running(False, prog.step)
         except KeyboardInterrupt as exc:     # Ctrl-C, or SIGTERM under the CLI (errors.Terminated)
             self._close(False, close_reason(exc, self._where()))
             raise
@@ -468,7 +492,11 @@ class Simulation:
         return self
 
     def results(self):
-        """The recording as an :class:`xarray.DataTree` (lazy from Zarr, or from memory)."""
+        """The recording as an :class:`xarray.DataTree` (lazy from Zarr, or from memory).
+
+        In memory, the root attr ``status`` is ``complete`` once ``run()`` has returned (``running``
+        only during a run; ``incomplete`` after one that stopped, ``reason`` says why). A Zarr store says
+        ``running`` until :meth:`close`, as it is still held open for writing: close it when done."""
         self._drain()
         if self.output_path is not None:
             from .recording import open_recording

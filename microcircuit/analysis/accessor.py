@@ -52,16 +52,17 @@ class MicrocircuitDataArrayAccessor(_Base):
         """Lag of ``y`` behind this signal (ms); see :func:`estimators.lag`."""
         return _est.lag(self._obj, y, dim=dim, max_lag=max_lag)
 
-    def gain_phase(self, y, freqs, dim="time", window="hann"):
-        """Transfer function from this signal to ``y``; see :func:`estimators.gain_phase`."""
-        return _est.gain_phase(self._obj, y, freqs, dim=dim, window=window)
+    def gain_phase(self, y, freqs=None, dim="time", window="hann", *, frequency_hz=None):
+        """Transfer function from this signal to ``y`` at ``frequency_hz`` (Hz) or ``freqs`` (cycles per
+        ms); see :func:`estimators.gain_phase`."""
+        return _est.gain_phase(self._obj, y, freqs, dim=dim, window=window, frequency_hz=frequency_hz)
 
     def settling_time(self, dim="time", tol=0.02):
         return _est.settling_time(self._obj, dim=dim, tol=tol)
 
-    def phase_advance(self, u, freq, dim="time"):
+    def phase_advance(self, u, freq=None, dim="time", *, frequency_hz=None):
         """Phase advance of this rate over membrane potential ``u``."""
-        return _est.phase_advance(self._obj, u, freq, dim=dim)
+        return _est.phase_advance(self._obj, u, freq, dim=dim, frequency_hz=frequency_hz)
 
     def population_stats(self, dim="time", neuron_dim="neuron"):
         return _est.population_stats(self._obj, dim=dim, neuron_dim=neuron_dim)
@@ -91,14 +92,15 @@ class MicrocircuitDatasetAccessor(_Base):
     def lag(self, x="u", y="r", dim="time", max_lag=None):
         return _est.lag(self._get(x), self._get(y), dim=dim, max_lag=max_lag)
 
-    def gain_phase(self, x, y, freqs, dim="time", window="hann"):
-        return _est.gain_phase(self._get(x), self._get(y), freqs, dim=dim, window=window)
+    def gain_phase(self, x, y, freqs=None, dim="time", window="hann", *, frequency_hz=None):
+        return _est.gain_phase(self._get(x), self._get(y), freqs, dim=dim, window=window,
+                               frequency_hz=frequency_hz)
 
     def settling_time(self, var="u", dim="time", tol=0.02):
         return _est.settling_time(self._get(var), dim=dim, tol=tol)
 
-    def phase_advance(self, freq, r="r", u="u", dim="time"):
-        return _est.phase_advance(self._get(r), self._get(u), freq, dim=dim)
+    def phase_advance(self, freq=None, r="r", u="u", dim="time", *, frequency_hz=None):
+        return _est.phase_advance(self._get(r), self._get(u), freq, dim=dim, frequency_hz=frequency_hz)
 
     def population_stats(self, var="r", dim="time", neuron_dim="neuron"):
         return _est.population_stats(self._get(var), dim=dim, neuron_dim=neuron_dim)
@@ -106,8 +108,21 @@ class MicrocircuitDatasetAccessor(_Base):
     def learning_curves(self, dim="epoch"):
         return _est.learning_curves(self._obj, dim=dim)
 
-    def plot_traces(self, var="v", **kw):
-        return _plots.plot_traces(self._get(var), **kw)
+    def plot_traces(self, var=None, **kw):
+        """Traces of one neuron: ``var`` a name or a list of names (one panel, a legend entry per
+        variable and compartment). Default: ``v`` (all compartments) where the model has it, else
+        ``u``, else the first variable along time, so a rate population plots too."""
+        names = [var] if isinstance(var, (str, xr.DataArray)) else list(var or [self._default_trace()])
+        return _plots.plot_traces([self._get(v) for v in names], **kw)
+
+    def _default_trace(self):
+        for name in ("v", "u"):
+            if name in self._obj.data_vars:
+                return name
+        timed = [v for v, a in self._obj.data_vars.items() if any(str(d).startswith("time") for d in a.dims)]
+        if not timed:
+            raise _est.EstimatorError(f"plot_traces: no variable along time (variables {list(self._obj.data_vars)})")
+        return timed[0]
 
     def heatmap(self, var="r", **kw):
         return _plots.plot_heatmap(self._get(var), **kw)

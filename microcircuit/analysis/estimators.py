@@ -8,8 +8,9 @@ handles all neurons, batches and compartments at once.
 
 Conventions
 -----------
-* Time is the coordinate of ``dim`` (ms in recordings).  Frequencies are in **cycles per time
-  unit** (1/ms = kHz when time is in ms); phase is in radians.
+* Time is the coordinate of ``dim`` (ms in recordings).  Frequencies are given in **Hz** with
+  ``frequency_hz=`` (as scenarios and stimuli give them), or, as before, in **cycles per time
+  unit** with ``freqs=`` (1/ms = kHz when time is in ms: 5 Hz = 0.005); phase is in radians.
 * A positive lag means ``y`` follows ``x``: ``y(t) ≈ x(t - L)``.
 * A positive phase means ``y`` leads ``x``: ``H(f) = Y(f) / X(f) = |H| e^{iφ}``.
 """
@@ -184,12 +185,34 @@ def _spectrum(da: xr.DataArray, freqs: np.ndarray, dim: str, window: str) -> xr.
     return xr.dot(centred.astype(float), basis_da, dim=dim)
 
 
+_PER_SECOND = {"ms": 1e-3, "s": 1.0}   # cycles per time unit of one Hz
+
+
+def _frequencies(x: xr.DataArray, dim: str, freqs, frequency_hz) -> tuple[np.ndarray, str]:
+    """``(cycles per unit of dim, frequency units)`` from exactly one of ``freqs`` (cycles per unit of
+    ``dim``: the original argument, kept) or ``frequency_hz`` (Hz, as scenarios speak: a
+    ``Sines(frequency_hz=5)`` stimulus is analysed with ``frequency_hz=5``)."""
+    if (freqs is None) == (frequency_hz is None):
+        raise EstimatorError("give the frequencies once: frequency_hz= (Hz) or freqs= (cycles per unit of "
+                             f"{dim!r}, i.e. per ms for recordings: 5 Hz = 0.005)")
+    tu = _time_units(x, dim)
+    if frequency_hz is None:
+        return np.atleast_1d(np.asarray(freqs, dtype=float)), _inverse_units(tu)
+    if tu not in _PER_SECOND:
+        raise EstimatorError(f"frequency_hz needs {dim!r} in ms or s to convert Hz, its units are {tu!r}; "
+                             "give freqs= in cycles per unit of it instead")
+    hz = np.atleast_1d(np.asarray(frequency_hz, dtype=float))
+    return hz * _PER_SECOND[tu], "Hz"
+
+
 def gain_phase(
     x: xr.DataArray,
     y: xr.DataArray,
-    freqs: Sequence[float] | float,
+    freqs: Sequence[float] | float | None = None,
     dim: str = "time",
     window: str = "hann",
+    *,
+    frequency_hz: Sequence[float] | float | None = None,
 ) -> xr.Dataset:
     """Transfer-function estimate ``H(f) = Y(f) / X(f)`` at the given frequencies.
 
@@ -202,34 +225,40 @@ def gain_phase(
     ----------
     x, y : DataArray
         Input and output sharing ``dim``.
+    frequency_hz : float or sequence of float
+        Frequencies in Hz, the unit of scenarios and stimuli (``frequency_hz = [2.0, 3.7]``);
+        converted with the units of ``dim`` (ms or s). The ``frequency`` coordinate is then in Hz.
     freqs : float or sequence of float
-        Frequencies in cycles per unit of ``dim`` (1/ms = kHz for time in ms).
+        Or: frequencies in cycles per unit of ``dim`` (1/ms = kHz for time in ms, so 5 Hz is
+        0.005). The original argument, kept for existing code; give one of the two.
     window : {"hann", "boxcar"}
 
     Returns
     -------
     Dataset
         ``gain`` (units ``"<y units>/<x units>"`` or ``"1"``) and ``phase`` (``rad``), with a
-        ``frequency`` dimension/coordinate (units ``1/<time units>``).
+        ``frequency`` dimension/coordinate (units ``Hz`` with ``frequency_hz``, else ``1/<time units>``).
     """
     x = _as_dataarray(x, "x")
     y = _as_dataarray(y, "y")
     if x.sizes.get(dim) != y.sizes.get(dim):
         raise EstimatorError(f"x and y differ in length along {dim!r}: {x.sizes.get(dim)} vs {y.sizes.get(dim)}")
     step = _sample_step(x, dim)
-    f = np.atleast_1d(np.asarray(freqs, dtype=float))
+    f, funits = _frequencies(x, dim, freqs, frequency_hz)
+    given = freqs if frequency_hz is None else frequency_hz
     if f.ndim != 1 or f.size == 0 or np.any(~np.isfinite(f)) or np.any(f <= 0):
-        raise EstimatorError(f"freqs must be positive finite numbers, got {freqs!r}")
+        raise EstimatorError(f"frequencies must be positive finite numbers, got {given!r}")
+    shown = np.atleast_1d(np.asarray(given, dtype=float))     # in the units the caller gave
     nyq = 0.5 / step
     if np.any(f >= nyq):
-        raise EstimatorError(f"freqs {f[f >= nyq]} are at or above the Nyquist frequency {nyq:g}")
+        raise EstimatorError(f"frequencies {shown[f >= nyq]} {funits} are at or above the Nyquist frequency "
+                             f"{nyq:g} {_inverse_units(_time_units(x, dim))}")
     if dim in x.coords and dim in y.coords and not np.allclose(x.coords[dim].values, y.coords[dim].values):
         raise EstimatorError(f"x and y have different {dim!r} coordinates")
     X = _spectrum(x, f, dim, window)
     Y = _spectrum(y, f, dim, window)
     H = Y / X
-    tu = _time_units(x, dim)
-    fcoord = xr.DataArray(f, dims="frequency", attrs={"units": _inverse_units(tu), "long_name": "frequency"})
+    fcoord = xr.DataArray(shown, dims="frequency", attrs={"units": funits, "long_name": "frequency"})
     H = H.assign_coords(frequency=fcoord)
     xu, yu = x.attrs.get("units", ""), y.attrs.get("units", "")
     gunits = "1" if xu == yu else f"{yu or '1'}/{xu or '1'}"
@@ -281,23 +310,26 @@ def settling_time(x: xr.DataArray, dim: str = "time", tol: float = 0.02, final_f
 # -------------------------------------------------------------------------------- phase advance
 
 
-def phase_advance(r: xr.DataArray, u: xr.DataArray, freq: float, dim: str = "time") -> xr.Dataset:
-    """Prospective phase advance of the rate ``r`` over the membrane potential ``u`` at ``freq``.
+def phase_advance(r: xr.DataArray, u: xr.DataArray, freq: float | None = None, dim: str = "time", *,
+                  frequency_hz: float | None = None) -> xr.Dataset:
+    """Prospective phase advance of the rate ``r`` over the membrane potential ``u`` at ``freq``
+    (cycles per unit of ``dim``) or ``frequency_hz`` (Hz; see :func:`gain_phase`).
 
     ``Δφ = arg(R(f)/U(f))`` in rad (positive: ``r`` leads ``u``) and the equivalent time advance
     ``Δt = Δφ / (2π f)`` (units of ``dim``).  For Latent Equilibrium ``r = φ(u + τ u̇)`` and, in
     the linear regime, ``Δφ = atan(2π f τ)``; for GLE's lead–lag filter
     ``Δφ = atan(ωτ_r) - atan(ωτ_m)`` relative to the input.
     """
-    gp = gain_phase(u, r, [freq], dim=dim)
+    f, funits = _frequencies(u, dim, freq, frequency_hz)
+    gp = gain_phase(u, r, f, dim=dim)
     ph = gp["phase"].isel(frequency=0, drop=True)
     tu = _time_units(r, dim)
-    adv = ph / (2 * np.pi * float(freq))
+    adv = ph / (2 * np.pi * float(f[0]))
     ph.attrs = {"units": "rad", "long_name": "phase advance of rate over membrane potential"}
     adv.attrs = {"units": tu or "samples", "long_name": "time advance of rate over membrane potential"}
     ds = xr.Dataset({"phase": ph, "time_advance": adv})
-    ds.attrs["frequency"] = float(freq)
-    ds.attrs["frequency_units"] = _inverse_units(tu)
+    ds.attrs["frequency"] = float(freq if frequency_hz is None else np.atleast_1d(frequency_hz)[0])
+    ds.attrs["frequency_units"] = funits
     return ds
 
 

@@ -33,32 +33,77 @@ def _select(da: xr.DataArray, keep: Sequence[str], **index) -> xr.DataArray:
     return da.isel(sel) if sel else da
 
 
-def plot_traces(da: xr.DataArray, neuron: int = 0, batch: int = 0, dim: str = "time", ax=None) -> Figure:
-    """Time course of one neuron, one line per compartment (if ``compartment`` is a dim).
+def _trace_title(da: xr.DataArray, neuron: int, batch: int) -> str:
+    """``"pyr1 neuron 0 (pyramidal, layer 1), batch 0"``: who is plotted, without xarray's unit brackets."""
+    pop = da.attrs.get("population", "")
+    nd = next((d for d in da.dims if str(d).startswith("neuron")), None)
+    label = str(neuron)
+    if nd is not None and nd in da.coords:
+        label = str(da.coords[nd].values[neuron])
+    kind = [str(da.coords[c].values[neuron]) for c in ("cell_type",) if nd and c in da.coords
+            and da.coords[c].dims == (nd,)]
+    layer = [f"layer {int(da.coords['layer'].values[neuron])}"] if nd and "layer" in da.coords and \
+        da.coords["layer"].dims == (nd,) else []
+    who = f" ({', '.join(kind + layer)})" if kind or layer else ""
+    return f"{pop + ' ' if pop else ''}neuron {label}{who}, batch {batch}"
 
-    Other dims are indexed positionally: ``neuron``/``batch`` by the arguments, the rest at 0.
+
+def _y_label(arrays: Sequence[xr.DataArray]) -> str:
+    """One label naming every plotted variable: ``"u, r [1]"`` when they share units, else
+    ``"u [1], udot [1/ms]"``; a single variable keeps its long name."""
+    if len(arrays) == 1:
+        return axis_label(arrays[0])
+    units = {a.attrs.get("units", "") for a in arrays}
+    if len(units) == 1:
+        (u,) = units
+        names = ", ".join(str(a.name) for a in arrays)
+        return f"{names} [{u}]" if u else names
+    return ", ".join(f"{a.name} [{a.attrs.get('units', '')}]" for a in arrays)
+
+
+def plot_traces(da, neuron: int = 0, batch: int = 0, dim: str = "time", ax=None) -> Figure:
+    """Time course of one neuron: a DataArray, or a list of them (e.g. ``[ds.u, ds.r]``) drawn in one
+    panel; one line per variable and compartment, each in the legend (with its long name).
+
+    Other dims are indexed positionally: ``neuron``/``batch`` by the arguments, the rest at 0. The
+    y-label names every plotted variable, the title the population, neuron, cell type, layer and
+    batch row.
     """
-    if dim not in da.dims:
-        raise ValueError(f"plot_traces: array has no {dim!r} dimension (dims {da.dims})")
-    keep = [dim] + (["compartment"] if "compartment" in da.dims else [])
-    sub = _select(da, keep, neuron=neuron, batch=batch)
+    arrays = [da] if isinstance(da, xr.DataArray) else list(da)
+    if not arrays:
+        raise ValueError("plot_traces: nothing to plot")
+    for a in arrays:
+        if dim not in a.dims:
+            raise ValueError(f"plot_traces: {a.name!r} has no {dim!r} dimension (dims {a.dims})")
     if ax is None:
         fig = Figure(figsize=(6, 3.2))
         ax = fig.add_subplot()
     else:
         fig = ax.figure
-    t = sub.coords[dim].values if dim in sub.coords else np.arange(sub.sizes[dim])
-    if "compartment" in sub.dims:
-        labels = sub.coords["compartment"].values if "compartment" in sub.coords else range(sub.sizes["compartment"])
-        for i, lab in enumerate(labels):
-            ax.plot(t, sub.isel(compartment=i).values, label=str(lab), lw=1)
+    for a in arrays:
+        _plot_one(ax, a, neuron, batch, dim, several=len(arrays) > 1)
+    if len(ax.get_lines()) > 1:
         ax.legend(frameon=False, fontsize=8)
-    else:
-        ax.plot(t, sub.values, lw=1)
-    ax.set_xlabel(axis_label(da.coords[dim], dim) if dim in da.coords else dim)
-    ax.set_ylabel(axis_label(da))
-    ax.set_title(f"neuron {neuron}, batch {batch}", fontsize=9)
+    first = arrays[0]
+    ax.set_xlabel(axis_label(first.coords[dim], dim) if dim in first.coords else dim)
+    ax.set_ylabel(_y_label(arrays))
+    ax.set_title(_trace_title(first, neuron, batch), fontsize=9)
     return fig
+
+
+def _plot_one(ax, da: xr.DataArray, neuron: int, batch: int, dim: str, several: bool) -> None:
+    """The lines of one variable: one per compartment, labelled for the legend."""
+    keep = [dim] + (["compartment"] if "compartment" in da.dims else [])
+    index = {d: neuron for d in da.dims if str(d).startswith("neuron")}
+    sub = _select(da, keep, batch=batch, **index)
+    t = sub.coords[dim].values if dim in sub.coords else np.arange(sub.sizes[dim])
+    name = str(da.attrs.get("long_name") or da.name)
+    if "compartment" in sub.dims:
+        comps = sub.coords["compartment"].values if "compartment" in sub.coords else range(sub.sizes["compartment"])
+        for i, comp in enumerate(comps):
+            ax.plot(t, sub.isel(compartment=i).values, lw=1, label=f"{da.name} {comp}" if several else str(comp))
+    else:
+        ax.plot(t, sub.values, lw=1, label=f"{da.name}: {name}" if several else name)
 
 
 def plot_heatmap(da: xr.DataArray, batch: int = 0, dim: str = "time", neuron_dim: str = "neuron", ax=None) -> Figure:
@@ -92,7 +137,12 @@ def plot_learning_curves(metrics: xr.Dataset, dim: str = "epoch", variables: Seq
         var = metrics[name]
         x = var.coords[dim].values if dim in var.coords else np.arange(var.sizes[dim])
         vals = var.transpose(dim, ...).values.reshape(var.sizes[dim], -1)
-        ax.plot(x, vals, lw=1)
+        lines = ax.plot(x, vals, lw=1)
+        if len(lines) > 1:      # extra dims (seeds, sweep points): say which line is which
+            others = var.transpose(dim, ...).stack(line=[d for d in var.dims if d != dim]).coords["line"].values
+            for line, key in zip(lines, others):
+                line.set_label(", ".join(map(str, key)) if isinstance(key, tuple) else str(key))
+            ax.legend(frameon=False, fontsize=7)
         ax.set_xlabel(dim)
         ax.set_ylabel(axis_label(var, name))
     fig.tight_layout()
