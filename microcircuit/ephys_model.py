@@ -119,17 +119,18 @@ def _spike_threshold_mV(trace: xr.DataArray, stim_start: float) -> float:
     return float(v[i0 + fast[0]]) if fast.size else float("nan")
 
 
-def _membrane_tau(sweeps: xr.Dataset, t0: float, t1: float) -> tuple[float, int]:
+def _membrane_tau(sweeps: xr.Dataset, t0: float, t1: float) -> tuple[float, np.ndarray]:
     """Median τ_m (ms) of the decays after the step end whose last spike is >= ``MIN_GAP_MS`` earlier
-    (``ephys.fit_membrane_tau(window="offset", baseline="stim_start")``, eFEL's window and reference)."""
+    (``ephys.fit_membrane_tau(window="offset", baseline="stim_start")``, eFEL's window and reference),
+    and the mask of the sweeps used."""
     fits = [ephys.fit_membrane_tau(sweeps["voltage"].isel(sweep=k), t0, t1, window="offset", baseline="stim_start")
             for k in range(sweeps.sizes["sweep"])]
-    usable = [f["tau"].item() for f in fits if f.attrs["last_spike_to_end_ms"] >= MIN_GAP_MS]
-    if not usable:
+    used = np.array([f.attrs["last_spike_to_end_ms"] >= MIN_GAP_MS for f in fits])
+    if not used.any():
         warnings.warn(f"no sweep ends {MIN_GAP_MS:g} ms after its last spike: tau_m from all decays "
                       "(after-hyperpolarisation may shorten it)", ephys.FitWarning, stacklevel=3)
-        usable = [f["tau"].item() for f in fits]
-    return float(np.median(usable)), len(usable)
+        used[:] = True
+    return float(np.median([f["tau"].item() for f, u in zip(fits, used) if u])), used
 
 
 def cell_fit(sweeps: xr.Dataset, transfer: str = "sigmoid") -> xr.Dataset:
@@ -145,7 +146,7 @@ def cell_fit(sweeps: xr.Dataset, transfer: str = "sigmoid") -> xr.Dataset:
     t0, t1 = float(sweeps.attrs["stim_start"]), float(sweeps.attrs["stim_end"])
     rate = ephys.fi_curve(sweeps)
     tf = ephys.fit_transfer_function(None, rate, model=transfer)
-    tau, n_tau = _membrane_tau(sweeps, t0, t1)
+    tau, used = _membrane_tau(sweeps, t0, t1)
     v = sweeps["voltage"]
     t = ephys._time_in_ms(v)
     v_rest = float(np.median(v.isel(time=(t >= 0.9 * t0) & (t <= t0)).mean("time").values))
@@ -153,7 +154,7 @@ def cell_fit(sweeps: xr.Dataset, transfer: str = "sigmoid") -> xr.Dataset:
     trace = v.isel(sweep=weakest)
     r_in = fit_input_resistance(trace, t0, float(sweeps["amplitude"][weakest]), tau)
     out = tf.copy()
-    out["tau_m"] = ((), tau, {"units": "ms", "long_name": "membrane time constant", "n_sweeps": n_tau})
+    out["tau_m"] = ((), tau, {"units": "ms", "long_name": "membrane time constant", "n_sweeps": int(used.sum())})
     out["v_rest"] = ((), v_rest, {"units": "mV", "long_name": "resting potential"})
     out["v_threshold"] = ((), _spike_threshold_mV(trace, t0), {"units": "mV", "long_name": "spike threshold"})
     out["input_resistance"] = ((), r_in, {"units": "MOhm", "long_name": "input resistance"})
@@ -285,10 +286,10 @@ def compare_model(sweeps: xr.Dataset, params: dict, scale: PhysicalScale, dt: fl
                      "model": ("amplitude", model_rate, {"units": "Hz"}),
                      "relative_error": ("amplitude", rate_errors(cell_rate.values, model_rate), {"units": "1"})},
                     coords={"amplitude": amp})
-    tau_cell, tau_model = _membrane_tau(sweeps, t0, t1)[0], _model_tau(traces, t0, t1)
+    (tau_cell, used), tau_model = _membrane_tau(sweeps, t0, t1), _model_tau(traces, t0, t1)
     tau = xr.Dataset({"cell": ((), tau_cell, {"units": "ms"}), "model": ((), tau_model, {"units": "ms"}),
                       "relative_error": ((), (tau_model - tau_cell) / tau_cell, {"units": "1"})})
-    fig = _draw(figure, sweeps, cell_rate, traces, fi, tau, params, scale)
+    fig = _draw(figure, sweeps, traces, fi, tau, used, params, scale)
     return ModelComparison(fi, tau, traces, fig)
 
 
@@ -304,7 +305,7 @@ def _normalised_decay(v: np.ndarray, v_rest: float) -> np.ndarray:
     return (v - v_rest) / (v[0] - v_rest)
 
 
-def _draw(figure, sweeps, cell_rate, traces, fi, tau, params, scale):
+def _draw(figure, sweeps, traces, fi, tau, used, params, scale):
     """Four panels: f–I, membrane potential, decay after the step, firing rate over time."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure
@@ -339,7 +340,9 @@ def _draw(figure, sweeps, cell_rate, traces, fi, tau, params, scale):
     i_start, win = int(np.searchsorted(t, t0)), (t >= t1 + 1.0) & (t <= t1 + 40.0)
     for j in range(amps.size):
         v = sweeps["voltage"].isel(sweep=order[j]).values
-        a_tau.plot(t[win] - t1, _normalised_decay(v[win], v[i_start]), color=colors[j], lw=1, label=f"cell, {amps[j]:.0f} pA")
+        note = "" if used[order[j]] else " (spike < 10 ms before: not used)"
+        a_tau.plot(t[win] - t1, _normalised_decay(v[win], v[i_start]), color=colors[j], lw=1,
+                   ls="-" if used[order[j]] else ":", label=f"cell, {amps[j]:.0f} pA{note}")
     winm = (tm >= t1 + 1.0) & (tm <= t1 + 40.0)
     a_tau.plot(tm[winm] - t1, _normalised_decay(traces["voltage"].isel(amplitude=0).values[winm], scale.v_rest_mV),
                "k--", lw=2, label="model (every step)")
