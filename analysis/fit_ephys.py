@@ -5,8 +5,10 @@ Run from the repository root::
     python analysis/fit_ephys.py
 
 Writes ``analysis/results/ephys_fit.png`` (f–I points with fitted transfer functions, and the
-post-step decay with its exponential fit) and ``analysis/results/ephys_fit.md`` (model-vs-data
-tables: threshold/rheobase, gain, saturation, R² per transfer model; τ_m from our fit vs eFEL).
+post-step decay with its exponential fit), ``analysis/results/ephys_model_<cell>.png`` (the fitted
+rate neuron run by the engine against the cell: :func:`microcircuit.ephys_model.compare_model`) and
+``analysis/results/ephys_fit.md`` (model-vs-data tables: threshold/rheobase, gain, saturation, R²
+per transfer model; τ_m from our fit vs eFEL; fitted neuron vs cell per current).
 
 Data: bluepyefe 2.3.63 test cells B6/B8 (BSD; microcircuit/data/ephys/NOTICE), LJP 14 mV
 subtracted.  Needs efel (extra ``ephys``).
@@ -17,18 +19,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from microcircuit import ephys  # noqa: E402
+from microcircuit import ephys, ephys_model  # noqa: E402
 
 MODELS = ("sigmoid", "exponential", "softplus")
 STIM = (ephys.STIM_START_MS, ephys.STIM_END_MS)
@@ -50,6 +48,30 @@ def _passive_check(tau=15.0):
     ours = ephys.fit_membrane_tau(tr, *STIM, window="onset", fit_duration=150)["tau"].item()
     efel_tau = ephys.extract_features(tr, *STIM, features=["time_constant"], amplitude=-100.0)["time_constant"].item()
     return tau, ours, efel_tau
+
+
+def _model_section(out_dir: Path) -> list[str]:
+    """Markdown for the fitted rate neuron vs each cell (one call: population_from_cell), figures saved."""
+    md = ["## Fitted rate neuron vs cell", "",
+          "`ephys_model.population_from_cell` (sigmoid f–I → parametrised logistic, τ_m, R_in, V_rest; "
+          "u in mV above rest, ν = f_max) run by the engine (dt 0.1 ms) under each measured step; "
+          "model rate = mean of ν r over the step window, the cell's definition.", "",
+          "| cell | amplitude [pA] | cell [Hz] | model [Hz] | error |", "|---|---|---|---|---|"]
+    taus = []
+    for cell in ("B6", "B8"):
+        ds = ephys.load_bundled_cell(cell)
+        params, scale, fit = ephys_model.population_from_cell(ds)
+        cmp = ephys_model.compare_model(ds, params, scale)
+        cmp.figure.savefig(out_dir / f"ephys_model_{cell}.png", dpi=110)
+        for a, c, m, e in zip(cmp.fi.amplitude.values, cmp.fi["cell"].values, cmp.fi["model"].values,
+                              cmp.fi["relative_error"].values):
+            md.append(f"| {cell} | {a:.1f} | {c:.2f} | {m:.2f} | {e:+.1%} |")
+        taus.append(f"**{cell}**: τ_m cell {float(cmp.tau_m['cell']):.2f} ms, model {float(cmp.tau_m['model']):.2f} ms "
+                    f"({float(cmp.tau_m['relative_error']):+.1%}); R_in {scale.input_resistance_MOhm:.0f} MΩ, "
+                    f"V_rest {scale.v_rest_mV:.1f} mV, V_th {scale.v_threshold_mV:.1f} mV; "
+                    f"logistic (r_max, β, θ) = ({', '.join(f'{x:.4g}' for x in params['activation_params'])}).")
+        taus.append("")
+    return md + [""] + taus
 
 
 def main(out_dir: Path = ROOT / "analysis" / "results") -> Path:
@@ -139,6 +161,7 @@ def main(out_dir: Path = ROOT / "analysis" / "results") -> Path:
     md += ["", "Synthetic subthreshold check (passive step, τ = 15 ms, R = 100 MΩ, −100 pA, 0.1 mV noise): "
            f"our onset fit {ours:.2f} ms, eFEL `time_constant` {efel_tau:.2f} ms "
            f"(difference {(ours - efel_tau) / efel_tau:+.1%}).", ""]
+    md += _model_section(out_dir)
     mdp = out_dir / "ephys_fit.md"
     mdp.write_text("\n".join(md) + "\n", encoding="utf-8")
     print(f"wrote {png} and {mdp}")
