@@ -25,6 +25,18 @@ state, :math:`u_\infty = x`, with :math:`R_{in}` in MΩ = mV/nA).  With the cell
 * :func:`population_from_cell` — both in one call.
 * :func:`simulate_steps` — the fitted neuron under the cell's current steps, in mV and Hz.
 * :func:`compare_model` — model and cell side by side (f–I, step responses, τ_m), table and figure.
+
+Example (B6: f–I within 4.3 % at every step, τ_m 12.70 vs 12.75 ms)::
+
+    sweeps = load_bundled_cell("B6")
+    params, scale, fit = population_from_cell(sweeps)
+    comparison = compare_model(sweeps, params, scale)
+    comparison.fi, comparison.tau_m, comparison.figure
+
+Limits: the model is passive below its rate nonlinearity (V = V_rest + R_in I at steady state, no
+spikes, no adaptation), and a logistic is not zero at rest (B6: ν φ(0) ≈ 2.6 Hz, B8: 1.3 Hz, where the cell is
+silent).  R_in comes from the charging curve before the first spike of the weakest step
+(:func:`fit_input_resistance`): the bundled cells have no subthreshold step.
 """
 from __future__ import annotations
 
@@ -37,7 +49,7 @@ import xarray as xr
 from . import ephys
 
 __all__ = ["PhysicalScale", "cell_fit", "fit_to_population", "population_from_cell", "simulate_steps",
-           "compare_model", "ModelComparison", "fit_input_resistance"]
+           "compare_model", "ModelComparison", "fit_input_resistance", "rate_errors"]
 
 DV_DT_THRESHOLD = 10.0   # mV/ms: spike onset where dV/dt first exceeds this (eFEL's DerivativeThreshold)
 MIN_GAP_MS = 10.0        # a decay is usable for tau_m when the last spike is >= this before the step end
@@ -227,9 +239,10 @@ def simulate_steps(params: dict, scale: PhysicalScale, amplitudes_pA, stim_start
     coords = {"time": ("time", rec["time"].values, {"units": "ms", "long_name": "time"}),
               "amplitude": ("amplitude", amps, {"units": "pA", "long_name": "step amplitude"})}
     dims = ("time", "amplitude")
-    return xr.Dataset({"voltage": (dims, scale.to_mV(rec["u"].values), {"units": "mV", "long_name": "membrane potential (model)"}),
-                       "rate": (dims, scale.to_Hz(rec["r"].values), {"units": "Hz", "long_name": "firing rate (model)"})},
-                      coords=coords, attrs={"stim_start": stim_start, "stim_end": stim_end, "dt": dt})
+    voltage = (dims, scale.to_mV(rec["u"].values), {"units": "mV", "long_name": "membrane potential (model)"})
+    rate = (dims, scale.to_Hz(rec["r"].values), {"units": "Hz", "long_name": "firing rate (model)"})
+    return xr.Dataset({"voltage": voltage, "rate": rate}, coords=coords,
+                      attrs={"stim_start": stim_start, "stim_end": stim_end, "dt": dt})
 
 
 @dataclass
