@@ -34,8 +34,8 @@ Example (B6: f–I within 4.3 % at every step, τ_m 12.70 vs 12.75 ms)::
     comparison.fi, comparison.tau_m, comparison.figure
 
 Limits: the model is passive below its rate nonlinearity (V = V_rest + R_in I at steady state, no
-spikes, no adaptation), and a logistic is not zero at rest (B6: ν φ(0) ≈ 2.6 Hz, B8: 1.3 Hz, where the cell is
-silent).  R_in comes from the charging curve before the first spike of the weakest step
+spikes, no adaptation), and a logistic is not zero at rest (ν φ(0) ≈ 2.6 Hz for B6, 1.3 Hz for
+B8, where the cell is silent).  R_in comes from the charging curve before the first spike of the weakest step
 (:func:`fit_input_resistance`): the bundled cells have no subthreshold step.
 """
 from __future__ import annotations
