@@ -240,6 +240,8 @@ def _flatten(tree, prog, total_steps=None):
         pop = node.name
         ds = node.to_dataset()
         ren = {d: f"{pop}.{d}" for d in ds.dims if not d.startswith("time") and d != "batch"}
+        # neuron labels (cell_type, layer) are per population too: prefixed, so populations do not clash
+        ren.update({c: f"{pop}.{c}" for c in ds.coords if c not in ds.dims and not c.startswith("time")})
         ds = ds.rename(ren)
         for name, da in ds.data_vars.items():
             da = da.drop_vars([c for c in da.coords if c.startswith("time")])
