@@ -31,7 +31,9 @@ Efficiency. One epoch phase is one :meth:`Simulation.run` (a few kernel calls of
 thousand steps): the inputs and targets of the whole phase are an
 :class:`~microcircuit.stimuli.ArrayStimulus` of shape ``(n_presentations, n, B)`` with
 ``hold_steps = S``, and the output is recorded every step (only the output population) and
-read at the presentation ends.
+read at the presentation ends. A scenario's ``[[recordings]]`` (the circuit itself, best with a
+``stride``) go into the output store next to ``metrics``, collected over presentations and written
+in blocks of at least 10000 steps (``_CircuitSink``); they do not change what is learned.
 
 Entry points: :func:`train` (Python, notebooks) and :func:`run_protocol` (a scenario's
 ``[protocol]`` table, used by ``microcircuit run``).

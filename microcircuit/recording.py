@@ -10,8 +10,10 @@ Store layout (Zarr format 3; consolidated metadata once closed, see :func:`conso
     run.zarr/                      root attrs: user attrs (scenario text, seed, ...) plus
     │                              microcircuit_format="recording", format_version, microcircuit_version,
     │                              dt (ms), batch, created, closed, complete, status, reason, populations
-    ├── hidden/                    one group per population; attrs: population, dt, n_records, last_step, strides
-    │   ├── u        (time, batch, neuron)                attrs: units, long_name, population, stride
+    ├── hidden/                    one group per population; attrs: population, dt, n_records, last_step, strides,
+    │   │                          and with labels= cell_type (neuron model), layer, size
+    │   ├── u        (time, batch, neuron)                attrs: units, long_name, population, stride, coordinates
+    │   ├── cell_type, layer (neuron,)  per-neuron labels, read by xarray as coordinates (attr ``coordinates``)
     │   ├── time     (time,)   float64 ms = step * dt rounded to dt's decimals (time_labels: 0.3, not
     │   │                      0.30000000000000004, so ds.sel(time=0.3) finds step 3; never accumulated)
     │   ├── batch    (batch,)  int64
@@ -1188,8 +1190,8 @@ class ZarrRecorder:
                                           "closed": _now(), "writer": None})
             try:
                 consolidate(self.path)
-            except OSError:
-                pass    # a full disk: the store stays readable, plain xarray only warns about metadata
+            except Exception:   # a full disk: the store stays readable, plain xarray only warns about metadata
+                pass
         finally:  # even on a full disk: this process is done writing, another may take the store over
             self.closed = True
             if getattr(self, "_lock", None) is not None:
@@ -1695,7 +1697,9 @@ def describe_store(path: str | os.PathLike) -> str:
         grp = root[pop]
         n_rec = dict(grp.attrs.get("n_records", {}))
         strides = dict(grp.attrs.get("strides", {}))
-        lines.append(f"  population {pop}")
+        cell_type, layer = grp.attrs.get("cell_type"), grp.attrs.get("layer")
+        who = f" ({cell_type}, layer {layer})" if cell_type is not None and layer is not None else ""
+        lines.append(f"  population {pop}{who}")
         for name, arr in grp.arrays():
             dims = arr.metadata.dimension_names or ()
             if len(dims) < 2 or dims[1] != "batch":
