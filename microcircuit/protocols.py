@@ -546,7 +546,9 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
         from .recording import ZarrRecorder
         recorder = ZarrRecorder(output, runner.circuit_specs, dt=dt, batch=batch, overwrite=overwrite,
                                 chunk_records=_SINK_CHUNK_STEPS, labels=population_labels(circuit),
-                                attrs={"protocol": settings, "parameters": model_parameters(circuit, runner.prog)})
+                                attrs={"protocol": settings, "parameters": model_parameters(circuit, runner.prog),
+                                       # at the root too, as a plain run's store has them (nwb export reads it)
+                                       **{k: v for k, v in (attrs or {}).items() if k in ("scenario", "scenario_name")}})
         runner.sink = _CircuitSink(recorder, _SINK_CHUNK_STEPS)
 
     metrics: dict[str, list] = {}

@@ -110,6 +110,7 @@ def test_protocol_store_holds_the_circuit_decimated_and_opens_cleanly(tmp_path):
     assert list(v["compartment"].values) == ["soma", "basal", "apical"]
     np.testing.assert_array_equal(v["time"].values, [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5])
     assert sorted(tree["output"].ds.data_vars) == ["r", "v"] and tree.attrs["status"] == "complete"
+    assert tree.attrs["scenario"] == sc.text and tree.attrs["parameters"]["populations"]["pyr1"]["size"] == 30
     assert _opens_cleanly(tmp_path / "bars.zarr", "pyr1").returncode == 0
 
     plain = mc.load_scenario(toml, overrides=["protocol.epochs=2"])
