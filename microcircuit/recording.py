@@ -1583,6 +1583,15 @@ def _trim(ds, n_records: Mapping[str, Any]):
     return ds.isel(sel) if sel else ds
 
 
+def _without_empty_units(ds):
+    """Drop ``units = ""`` from coordinates (stores written before labels were added put it on ``batch``,
+    ``neuron``, ...): xarray titles a plot of one neuron ``neuron = 0 []`` for them."""
+    for name in ds.coords:
+        if ds[name].attrs.get("units", None) == "":
+            ds[name].attrs.pop("units")
+    return ds
+
+
 def _open_ragged(p: Path, group, name: str, chunks: Any):
     """Open a group whose arrays disagree on a dim's length: each array alone, trimmed to the
     group's committed ``n_records``, then merged."""
@@ -1640,7 +1649,7 @@ def open_recording(path: str | os.PathLike, *, chunks: Any = None):
             raise
         except Exception as exc:
             raise RecordingError(f"{p}: cannot read group {name!r} ({type(exc).__name__}: {exc})") from exc
-        nodes[f"/{name}"] = _trim(ds, ds.attrs.get("n_records", {}))
+        nodes[f"/{name}"] = _without_empty_units(_trim(ds, ds.attrs.get("n_records", {})))
     return xr.DataTree.from_dict(nodes)
 
 

@@ -218,3 +218,12 @@ def test_two_variables_get_a_legend_and_a_y_label_naming_both(tmp_path):
     title = plt.gca().get_title()
     plt.close("all")
     assert "batch = 0" in title and "[]" not in title
+
+
+def test_learning_curves_of_several_seeds_say_which_line_is_which():
+    """3 seeds along a metric: 3 lines and a legend "seed 1", "seed 2", "seed 3" (there was none)."""
+    from microcircuit.analysis import plot_learning_curves
+    ds = xr.Dataset({"loss": (("epoch", "seed"), np.arange(15.0).reshape(5, 3))},
+                    coords={"epoch": np.arange(5), "seed": [1, 2, 3]})
+    ax = plot_learning_curves(ds).axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["seed 1", "seed 2", "seed 3"]

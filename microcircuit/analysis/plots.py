@@ -7,6 +7,7 @@ the ``long_name``/``units`` attributes of the arrays.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -138,10 +139,11 @@ def plot_learning_curves(metrics: xr.Dataset, dim: str = "epoch", variables: Seq
         x = var.coords[dim].values if dim in var.coords else np.arange(var.sizes[dim])
         vals = var.transpose(dim, ...).values.reshape(var.sizes[dim], -1)
         lines = ax.plot(x, vals, lw=1)
-        if len(lines) > 1:      # extra dims (seeds, sweep points): say which line is which
-            others = var.transpose(dim, ...).stack(line=[d for d in var.dims if d != dim]).coords["line"].values
-            for line, key in zip(lines, others):
-                line.set_label(", ".join(map(str, key)) if isinstance(key, tuple) else str(key))
+        if len(lines) > 1:      # extra dims (seeds, sweep points): say which line is which, "seed 2"
+            extra = [d for d in var.transpose(dim, ...).dims if d != dim]
+            values = [var.coords[d].values if d in var.coords else np.arange(var.sizes[d]) for d in extra]
+            for line, key in zip(lines, itertools.product(*values)):
+                line.set_label(", ".join(f"{d} {k}" for d, k in zip(extra, key)))
             ax.legend(frameon=False, fontsize=7)
         ax.set_xlabel(dim)
         ax.set_ylabel(axis_label(var, name))
