@@ -4,7 +4,9 @@ Importing :mod:`microcircuit.analysis` registers it::
 
     import microcircuit.analysis  # noqa: F401
     rec["hidden"].ds.mc.lag("u", "r")            # variables by name
-    rec["hidden"]["r"].mc.gain_phase(u, freqs)    # DataArray methods take the other signal
+    rec["hidden"]["u"].mc.gain_phase(r, frequency_hz=[2.0, 5.0])   # DataArray methods take the other signal
+    rec["hidden"].ds.mc.plot_traces()            # v (compartments) where the model has it, else u
+    rec["hidden"].ds.mc.plot_traces(["u", "r"])  # several variables: one panel, legend, y-label naming both
     rec["metrics"].ds.mc.learning_curves()
 
 Each method delegates to :mod:`microcircuit.analysis.estimators` or
