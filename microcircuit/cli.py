@@ -1,4 +1,4 @@
-"""Command line: ``microcircuit run | validate | info``.
+"""Command line: ``microcircuit run | validate | info | models | schema``.
 
 Bad input exits non-zero with a short message naming the file and field, never a traceback.
 A run stopped by Ctrl-C or SIGTERM closes its store as ``interrupted`` (exit 130 / 143); one stopped
@@ -230,6 +230,20 @@ def cmd_info(args):
     return 1 if bad else 0
 
 
+def cmd_models(args):
+    """The neuron models, or one model's parameters and variables (from the model registry)."""
+    from .docgen import models_text
+    print(models_text(args.name))
+    return 0
+
+
+def cmd_schema(args):
+    """The scenario tables, or one table's keys (from the scenario schema)."""
+    from .docgen import schema_text
+    print(schema_text(args.table))
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="microcircuit", description="Simulate cortical microcircuits that learn.")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -257,6 +271,14 @@ def main(argv=None):
     i.add_argument("--verify", action="store_true",
                    help="read every chunk and check its checksum (a full read of the store); exit 1 on damage")
     i.set_defaults(func=cmd_info)
+    mo = sub.add_parser("models", help="list the neuron models, or show one model's parameters (unit, default, "
+                                       "allowed values), recordable variables and equations")
+    mo.add_argument("name", nargs="?", metavar="NAME", help="a model, e.g. pyramidal")
+    mo.set_defaults(func=cmd_models)
+    sc = sub.add_parser("schema", help="list the tables of a scenario file, or show one table's keys (type, "
+                                       "default, unit, allowed values)")
+    sc.add_argument("table", nargs="?", metavar="TABLE", help="a table, e.g. simulation or plasticity")
+    sc.set_defaults(func=cmd_schema)
     extra = _extra_commands(sub)
     args = ap.parse_args(argv)
     try:

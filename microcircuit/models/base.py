@@ -61,6 +61,16 @@ class NeuronModel:
         return rows
 
 
+# Output losses of rate and error populations (parameter ``loss``; kernel ids in compile.LOSS_IDS):
+# what the output error e_trg is, from the rate r = phi(u_pros) and the target y of a ``target`` stimulus.
+LOSSES = {
+    "none": "no output error (a hidden population)",
+    "rate": "e_trg = phi'(u_pros) (y - phi(u_pros))",
+    "voltage": "e_trg = y - u_pros",
+    "cross_entropy": "e_trg = onehot(y) - softmax(r)",
+}
+
+
 # Kernel signal codes (rows of the state table; see compile.py).
 SIG_U, SIG_UPROS, SIG_R, SIG_RP, SIG_E, SIG_UDOT, SIG_V0, SIG_V1, SIG_EPS, SIG_VERR, SIG_UTGT = range(11)
 SIGNAL_NAMES = {"u": SIG_U, "u_pros": SIG_UPROS, "r": SIG_R, "phi_prime": SIG_RP, "e": SIG_E,

@@ -32,7 +32,7 @@ Schedule: error populations run in the error phase of a step in place of their p
 (reverse layer order); a projection carrying ``e`` reads the error of the current step. One
 step therefore equals the fused step in both schemes, to rounding.
 """
-from .base import NeuronModel, Parameter, Variable, SIG_E, SIG_EPS, SIG_VERR, PORT_CURRENT
+from .base import LOSSES, NeuronModel, Parameter, Variable, SIG_E, SIG_EPS, SIG_VERR, PORT_CURRENT
 
 ERROR = NeuronModel(
     name="error",
@@ -46,7 +46,7 @@ ERROR = NeuronModel(
                   kind="bool", per_neuron=False),
         Parameter("loss", "none", "", "output error: none | rate | voltage | cross_entropy (from the partner's "
                   "rate and the target given to this population)", kind="str",
-                  choices=("none", "rate", "voltage", "cross_entropy"), per_neuron=False),
+                  choices=tuple(LOSSES), per_neuron=False),
         Parameter("beta", 0.1, "1", "output nudging strength", low=0.0, per_neuron=False),
     ]},
     variables={v.name: v for v in [

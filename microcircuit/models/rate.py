@@ -30,9 +30,16 @@ which drives :math:`\tau_m \to \tau_r` without nudging (LE paper §6). Both clam
 :math:`\tau_m \ge` ``tau_min``. ``tau_optimizer`` = ``momentum`` or ``adam`` passes the
 per-step estimate through the same optimisers as the weights (see ``kernel._opt_step``).
 """
-from .base import (NeuronModel, Parameter, Variable, SIG_U, SIG_UPROS, SIG_R, SIG_RP, SIG_E,
+from .base import (LOSSES, NeuronModel, Parameter, Variable, SIG_U, SIG_UPROS, SIG_R, SIG_RP, SIG_E,
                    SIG_UDOT, SIG_V0, SIG_EPS, SIG_VERR, PORT_PROXIMAL, PORT_CURRENT)
 from ..activations import ACTIVATIONS
+
+# time-constant learning (parameter ``tau_learning``; kernel ids in compile.TAU_RULE_IDS)
+TAU_RULES = {
+    "none": "tau_m fixed",
+    "gle": "d tau_m / dt = -eta_tau e du/dt (GLE)",
+    "le_adapt": "d tau_m / dt = eta_tau (tau_r - tau_m) (du/dt)^2: drives tau_m to tau_r without nudging (LE paper §6)",
+}
 
 RATE = NeuronModel(
     name="rate",
@@ -53,10 +60,10 @@ RATE = NeuronModel(
         Parameter("prospective_errors", False, "", "GLE error neuron with swapped constants", kind="bool",
                   per_neuron=False),
         Parameter("loss", "none", "", "output error: none | rate | voltage | cross_entropy", kind="str",
-                  choices=("none", "rate", "voltage", "cross_entropy"), per_neuron=False),
+                  choices=tuple(LOSSES), per_neuron=False),
         Parameter("beta", 0.1, "1", "output nudging strength", low=0.0, per_neuron=False),
         Parameter("tau_learning", "none", "", "time-constant learning: none | gle | le_adapt", kind="str",
-                  choices=("none", "gle", "le_adapt"), per_neuron=False),
+                  choices=tuple(TAU_RULES), per_neuron=False),
         Parameter("eta_tau", 0.0, "1/ms", "learning rate of tau_m", low=0.0, per_neuron=False),
         Parameter("tau_min", None, "ms", "lower clamp of tau_m under learning (default 10 dt)", low=0.0,
                   per_neuron=False),

@@ -146,7 +146,7 @@ def expand_templates(data: dict, problems: list, origins: dict | None = None):
         return data
     for i, t in V.array_of_tables(temps, "templates"):
         path = f"templates[{i}]"
-        V.table(t, S.TEMPLATE, path, {"input": S.Field("str"), "output_name": S.Field("str")})
+        V.table(t, S.TEMPLATE, path)
         sizes = t.get("sizes")
         if not isinstance(sizes, list) or len(sizes) < 2 or not all(
                 isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes):

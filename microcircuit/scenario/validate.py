@@ -137,11 +137,7 @@ class Validator:
     def per_neuron(self, v, size, path, low=None, strict_low=False):
         if isinstance(v, dict):
             dist = v.get("dist", "normal")
-            fields = {"dist": S.Field("str", choices=("normal", "uniform", "lognormal", "relative_normal")),
-                      "mean": S.Field("float"), "std": S.Field("float", low=0.0), "low": S.Field("float"),
-                      "high": S.Field("float"), "sigma": S.Field("float", low=0.0), "value": S.Field("float"),
-                      "width": S.Field("float", low=0.0), "min": S.Field("float"), "max": S.Field("float")}
-            self.table(v, fields, path)
+            self.table(v, S.DISTRIBUTION, path)
             if dist == "relative_normal" and "value" not in v:
                 self.add(f"{path}.value", "relative_normal needs value (the mean) and width")
             _check_low_high(self, v, path, dist == "uniform", (0.0, 1.0))
@@ -230,11 +226,11 @@ def validate(data, source=None, base_dir=None):
         if model is not None:
             params = MODELS[model].parameters
             for k, v in p.items():
-                if k in ("name", "model", "size"):
+                if k in S.POPULATION:
                     continue
                 kp = f"{path}.{k}"
                 if k not in params:
-                    V.add(kp, f"unknown parameter of model '{model}'" + _suggest(k, list(params) + ["name", "model", "size"]))
+                    V.add(kp, f"unknown parameter of model '{model}'" + _suggest(k, list(params) + list(S.POPULATION)))
                     continue
                 prm = params[k]
                 if prm.kind == "str":
@@ -534,8 +530,8 @@ def _check_plasticity(V, pl, path):
 
 def _check_neuron_range(V, neu, path, size):
     for k, v in neu.items():
-        if k not in ("start", "stop", "step"):
-            V.add(f"{path}.{k}", "unknown field" + _suggest(k, ("start", "stop", "step")))
+        if k not in S.NEURON_RANGE:
+            V.add(f"{path}.{k}", "unknown field" + _suggest(k, S.NEURON_RANGE))
         elif isinstance(v, bool) or not isinstance(v, int):
             V.add(f"{path}.{k}", f"expected an integer, got {_tname(v)} {v!r:.40}")
         elif k == "step" and v == 0:
@@ -553,8 +549,8 @@ def _check_sweep(V, cfg):
         V.add("sweep", f"expected a table, got {_tname(cfg)}")
         return
     for k in cfg:
-        if k != "grid":
-            V.add(f"sweep.{k}", "unknown field" + _suggest(k, ("grid",)))
+        if k not in S.SWEEP:
+            V.add(f"sweep.{k}", "unknown field" + _suggest(k, S.SWEEP))
     grid = cfg.get("grid", {})
     if not isinstance(grid, dict):
         V.add("sweep.grid", f'expected a table {{"dotted.key" = [values]}}, got {_tname(grid)}')
@@ -569,8 +565,8 @@ def _check_analysis(V, cfg, pops, recordings):
         V.add("analysis", f"expected a table, got {_tname(cfg)}")
         return
     for k in cfg:
-        if k != "lag":
-            V.add(f"analysis.{k}", "unknown field" + _suggest(k, ("lag",)))
+        if k not in S.ANALYSIS:
+            V.add(f"analysis.{k}", "unknown field" + _suggest(k, S.ANALYSIS))
     lag = cfg.get("lag")
     if lag is None:
         return
@@ -586,8 +582,8 @@ def _check_analysis(V, cfg, pops, recordings):
             V.add(pp, f'expected a table {{input = "...", output = "..."}}, got {_tname(pair)}')
             continue
         for k in pair:
-            if k not in ("input", "output"):
-                V.add(f"{pp}.{k}", "unknown field" + _suggest(k, ("input", "output")))
+            if k not in S.LAG:
+                V.add(f"{pp}.{k}", "unknown field" + _suggest(k, S.LAG))
         for k in ("input", "output"):
             nm = pair.get(k)
             if not isinstance(nm, str):
