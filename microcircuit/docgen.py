@@ -484,7 +484,8 @@ def schema_text(table: str | None = None) -> str:
         return ("Scenario tables:\n" + text_table(["table", "written as", "what"], rows, max_last=60)
                 + "\n\nmicrocircuit schema TABLE prints a table's keys (type, default, unit, allowed values).")
     t = _schema_table(table)
-    out = [f"Scenario table '{t.name}'  (written as {t.where})", f"  {t.intro}", ""]
+    out = [f"Scenario table '{t.name}'  (written as {t.where})",
+           textwrap.fill(t.intro, 100, initial_indent="  ", subsequent_indent="  "), ""]
     hdr = ["key", "type", "required", "default", "unit", "allowed", "description"]
 
     def rows(fields):
