@@ -523,7 +523,7 @@ def registries_markdown() -> str:
     """The named registries (rules, losses, optimisers, activations, stimuli, connectors, ...) as markdown."""
     import importlib
     from . import activations as A, stimuli as ST, circuit as CI
-    C = importlib.import_module(__package__ + ".compile")   # the package exports a function compile
+    C = importlib.import_module("microcircuit.compile")   # the package exports a function named compile
     from .datasets.registry import DATASETS
     from .models import MODELS, PRESETS
     from .models.base import LOSSES
