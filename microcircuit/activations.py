@@ -3,17 +3,17 @@
 Each activation has an integer id used by the compiled kernel and up to three parameters
 ``(p0, p1, p2)``:
 
-========================  =====================================  ==========================
-name                      phi(x)                                 parameters
-========================  =====================================  ==========================
-``linear``                x                                      -
-``tanh``                  tanh(x)                                -
-``logistic``              r_max / (1 + exp(-beta (x - theta)))    r_max, beta, theta
-``hard_sigmoid``          clip(x, 0, 1)                          -
-``softplus``              log(1 + exp(x))                        -
-``relu``                  max(x, 0)                              -
-``soft_rectifier``        gamma * log(1 + exp(beta (x - theta)))  gamma, beta, theta
-========================  =====================================  ==========================
+==================  ======================================  ==================
+name                phi(x)                                  parameters
+==================  ======================================  ==================
+``linear``          x                                       -
+``tanh``            tanh(x)                                 -
+``logistic``        r_max / (1 + exp(-beta (x - theta)))    r_max, beta, theta
+``hard_sigmoid``    clip(x, 0, 1)                           -
+``softplus``        log(1 + exp(x))                         -
+``relu``            max(x, 0)                               -
+``soft_rectifier``  gamma * log(1 + exp(beta (x - theta)))  gamma, beta, theta
+==================  ======================================  ==================
 
 ``soft_rectifier`` is the Sacramento et al. (2018) regression nonlinearity (gamma 0.1, beta 1,
 theta 3). ``logistic`` defaults to (r_max, beta, theta) = (1, 1, 0), the plain 1 / (1 + e^{-x}); with

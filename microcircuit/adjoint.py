@@ -1,7 +1,8 @@
 r"""Exact adjoint (discrete BPTT) of the engine's Euler-discretised GLE dynamics, offline.
 
 The network is a feed-forward chain of GLE rate layers exactly as the engine integrates them
-(``microcircuit.kernel``; models.md §C.6) with no error feedback into the membrane (gamma = 0):
+(``microcircuit.kernel``; discrete-time scheme on the GLE page of the docs, docs/models/gle.md) with
+no error feedback into the membrane (gamma = 0):
 
 .. math::
 

@@ -1321,6 +1321,7 @@ def fit_transfer_function(I, f, model: str = "sigmoid") -> xr.Dataset:
       ``sigmoid`` (f_max/4s), asymptotic slope for ``softplus``/``linear``; NaN for ``sqrt``;
     * ``saturation`` (Hz): f_max, or NaN (inf) for non-saturating models;
     * ``r2`` = 1 − SS_res/SS_tot on the given points.
+
     The fitted parameters are variables named as in the model (units attrs); ``attrs['model']``.
     """
     from scipy.optimize import curve_fit
@@ -1373,7 +1374,7 @@ def compare_model(data: Mapping | xr.Dataset, model: Mapping | xr.Dataset, quant
     ``data`` and ``model`` map quantity names to scalars (or are Datasets of scalar variables with
     ``units`` attrs, e.g. merged results of :func:`fit_transfer_function` and
     :func:`fit_membrane_tau`).  Returns a Dataset along dim ``quantity`` with ``data``, ``model``,
-    ``difference`` (model − data) and ``relative_difference`` ((model − data)/|data|), plus a
+    ``difference`` (model − data) and ``relative_difference`` (``(model − data)/|data|``), plus a
     ``units`` coord.  Render with :func:`table_markdown`.  To simulate a fitted neuron and compare
     it with the cell's sweeps (f–I, step responses, τ_m; a figure), see
     :func:`microcircuit.ephys_model.compare_model`.

@@ -37,19 +37,22 @@ __all__ = ["gle_layered", "bias_stimulus", "init_bias_unit", "StreamStimulus", "
 
 # ------------------------------------------------------------------------ closed forms
 def gle_filter(omega, tau_m, tau_r):
-    """GLE error-neuron transfer ``(1 + iωτm) / (1 + iωτr)`` (models.md §C.3)."""
+    """GLE error-neuron transfer ``(1 + iωτm) / (1 + iωτr)`` (error neurons: GLE page of the docs,
+    docs/models/gle.md)."""
     s = 1j * np.asarray(omega, float)
     return (1 + s * tau_m) / (1 + s * tau_r)
 
 
 def adjoint_filter(omega, tau_m, tau_r):
-    """Exact-adjoint transfer ``(1 − iωτr) / (1 − iωτm)`` (anti-causal, models.md §C.4)."""
+    """Exact-adjoint transfer ``(1 − iωτr) / (1 − iωτm)`` (anti-causal; phase identity: GLE page of
+    the docs, docs/models/gle.md)."""
     s = 1j * np.asarray(omega, float)
     return (1 - s * tau_r) / (1 - s * tau_m)
 
 
 def forward_filter(omega, tau_m, tau_r):
-    """Representation-neuron transfer ``(1 + iωτr) / (1 + iωτm)`` (models.md §C.2)."""
+    """Representation-neuron transfer ``(1 + iωτr) / (1 + iωτm)`` (representation neurons: GLE page
+    of the docs, docs/models/gle.md)."""
     s = 1j * np.asarray(omega, float)
     return (1 + s * tau_r) / (1 + s * tau_m)
 
@@ -131,7 +134,8 @@ def gle_layered(input_size, layers, *, name="gle", input_name="input", feedback=
     :func:`init_bias_unit` on the compiled program so that step 0 already sees it): the
     projection ``b<l>: bias -> layer l`` adds ``b_l = w_b`` to the basal input and learns with the
     layer's own plasticity dict, ``dw_b/dt = eta e_l * 1``, i.e. the GLE bias rule ``db/dt = eta e``
-    (models.md §C.5) with the same optimiser as the weights (the reference code uses Adam for W
+    (learning: GLE page of the docs, docs/models/gle.md) with the same optimiser as the weights (the
+    reference code uses Adam for W
     and b alike; the population parameter ``eta_bias`` is plain SGD). Initial ``b ~ U(-1/sqrt(n_pre),
     1/sqrt(n_pre))`` (PyTorch ``nn.Linear``); no error is sent back to the bias unit.
     """

@@ -9,17 +9,17 @@ anything.
 Limits (defaults; each overridable by an environment variable, and the CLI's ``--max-memory`` /
 ``--max-steps`` set the first two for one command):
 
-================================  ================================================  ===============================
-limit                             default                                           environment variable
-================================  ================================================  ===============================
-``max_memory_bytes``              half of physical RAM (``os.sysconf``), else 8 GiB ``MICROCIRCUIT_MAX_MEMORY``
-``max_steps``                     10^9 steps per run (``duration / dt``)            ``MICROCIRCUIT_MAX_STEPS``
-``max_scenario_bytes``            64 MiB per scenario file                          ``MICROCIRCUIT_MAX_SCENARIO_BYTES``
-``max_input_bytes``               4 GiB per ``.npy`` / ``.npz`` input array         ``MICROCIRCUIT_MAX_INPUT_BYTES``
-``max_toml_depth``                32 nested tables/arrays in a scenario file        ``MICROCIRCUIT_MAX_TOML_DEPTH``
-``max_sweep_points``              100,000 points per sweep (grid x seeds)           ``MICROCIRCUIT_MAX_SWEEP_POINTS``
-``min_checkpoint_steps``          100 steps between checkpoints                     ``MICROCIRCUIT_MIN_CHECKPOINT_STEPS``
-================================  ================================================  ===============================
+========================  =================================================  =====================================
+limit                     default                                            environment variable
+========================  =================================================  =====================================
+``max_memory_bytes``      half of physical RAM (``os.sysconf``), else 8 GiB  ``MICROCIRCUIT_MAX_MEMORY``
+``max_steps``             10^9 steps per run (``duration / dt``)             ``MICROCIRCUIT_MAX_STEPS``
+``max_scenario_bytes``    64 MiB per scenario file                           ``MICROCIRCUIT_MAX_SCENARIO_BYTES``
+``max_input_bytes``       4 GiB per ``.npy`` / ``.npz`` input array          ``MICROCIRCUIT_MAX_INPUT_BYTES``
+``max_toml_depth``        32 nested tables/arrays in a scenario file         ``MICROCIRCUIT_MAX_TOML_DEPTH``
+``max_sweep_points``      100,000 points per sweep (grid x seeds)            ``MICROCIRCUIT_MAX_SWEEP_POINTS``
+``min_checkpoint_steps``  100 steps between checkpoints                      ``MICROCIRCUIT_MIN_CHECKPOINT_STEPS``
+========================  =================================================  =====================================
 
 Sizes accept a suffix: ``MICROCIRCUIT_MAX_MEMORY=16G`` (K, M, G, T: powers of 1024). A scenario
 file cannot raise its own limits (there is no ``[limits]`` table): the file is the untrusted part.

@@ -22,10 +22,11 @@ the pyramid above, as its dendrite sees the current rates of pyr{k}, so the LE m
 (v_A = 0 to float precision in the self-predicting state, even at 1 step per pattern); only the
 top-down/lateral apical inputs (back edges) keep a one-step delay.
 
-Equations: ``models.md`` §E.1–E.3; the engine implements them (``models/pyramidal.py``,
+Equations: neurons, plasticity and self-predicting state on the microcircuit page of the docs
+(docs/models/microcircuit.md); the engine implements them (``models/pyramidal.py``,
 ``kernel.py``). Learning rates are per ms (``dW = dt * eta * term``).
 
-Self-predicting state (§E.3): ``W_PI = -W_down``,
+Self-predicting state (docs/models/microcircuit.md): ``W_PI = -W_down``,
 ``W_IP = W_up(next) * g_B/(g_lk+g_B+g_A') * (g_lk+g_D)/g_D`` with g_A' = 0 when the next layer is
 the output (:func:`reflect` on a compiled :class:`~microcircuit.compile.Program`).
 """
@@ -46,14 +47,16 @@ from .stimuli import Stimulus
 __all__ = ["dendritic_microcircuit", "reflect", "coupling_factors", "preset_table", "PatternSequence",
            "PresentationGates", "MicrocircuitRunner", "BARS_LE_ETA", "conductance_table"]
 
-# LE Fig. 3 learning rates, as eta * t_pres (t_pres in ms): up [hidden, output], ip, pi (§E.5)
+# LE Fig. 3 learning rates, as eta * t_pres (t_pres in ms): up [hidden, output], ip, pi (parameter
+# sets: docs/models/microcircuit.md)
 BARS_LE_ETA = {"up": [0.5, 0.1], "ip": 0.2, "pi": 0.0}
 
 
 # ----------------------------------------------------------------------------- presets
 def coupling_factors(g) -> dict:
     """Derived quantities of a conductance set (a preset name or a dict with g_lk, g_B, g_A,
-    g_D, g_som): coupling factors lambda (§E.3) and effective time constants tau_eff = 1/g_tot."""
+    g_D, g_som): coupling factors lambda (docs/models/microcircuit.md) and effective time constants
+    tau_eff = 1/g_tot."""
     if isinstance(g, str):
         g = PRESETS[g]
     gl, gB, gA, gD, gs = (g[k] for k in ("g_lk", "g_B", "g_A", "g_D", "g_som"))
@@ -129,19 +132,20 @@ def dendritic_microcircuit(sizes=(9, 30, 3), *, preset="bern", latent_equilibriu
                            output_morphology=None, name="dendritic_microcircuit") -> Circuit:
     """Build the dendritic-error microcircuit (see module docstring for names).
 
-    sizes : [n_in, n_hidden..., n_out] (at least one hidden layer).
-    preset : "bern" (LE family) or "sacramento2018"; ``conductances`` overrides single values.
-    latent_equilibrium : neurons send phi(u + du/dt / g_tot) and interneurons are nudged by u_pros.
-    top_down : "fixed" (down weights frozen) or "learned" (Sacramento Eq. 10, rule
-        ``target_prop``: dW_down = eta_down (phi(u_P) - phi(W_down r_up)) r_up^T).
-    eta : {"up": [per layer], "ip": scalar|list, "pi": scalar|list, "down": scalar|list} in 1/ms.
-    tau_w : low-pass of weight changes (ms; 0 = unfiltered). w_max : None, a scalar, or
-        [hidden, output] clip (LE code: [4, 5]).
-    init : "random" (all weights U(-s, s), s = weight_scale) or "self_predicting" (up and down
-        random, ip/pi in the closed form of §E.3).
-    morphology, interneuron_morphology, output_morphology : bundled cell id (or SWC path) from
-        which the hidden pyramids', interneurons' and output pyramids' conductances are derived
-        (``morphology.derive_conductances``; explicit ``conductances`` still win).
+    * sizes : [n_in, n_hidden..., n_out] (at least one hidden layer).
+    * preset : "bern" (LE family) or "sacramento2018"; ``conductances`` overrides single values.
+    * latent_equilibrium : neurons send phi(u + du/dt / g_tot) and interneurons are nudged by u_pros.
+    * top_down : "fixed" (down weights frozen) or "learned" (Sacramento Eq. 10, rule
+      ``target_prop``: dW_down = eta_down (phi(u_P) - phi(W_down r_up)) r_up^T).
+    * eta : ``{"up": [per layer], "ip": scalar|list, "pi": scalar|list, "down": scalar|list}`` in 1/ms.
+    * tau_w : low-pass of weight changes (ms; 0 = unfiltered). w_max : None, a scalar, or
+      [hidden, output] clip (LE code: [4, 5]).
+    * init : "random" (all weights U(-s, s), s = weight_scale) or "self_predicting" (up and down
+      random, ip/pi in the closed form of the self-predicting state, see the microcircuit page
+      of the docs, docs/models/microcircuit.md).
+    * morphology, interneuron_morphology, output_morphology : bundled cell id (or SWC path) from
+      which the hidden pyramids', interneurons' and output pyramids' conductances are derived
+      (``morphology.derive_conductances``; explicit ``conductances`` still win).
     """
     sizes = [int(s) for s in sizes]
     if len(sizes) < 3:
@@ -242,7 +246,8 @@ def hidden_layers(prog_or_circuit) -> int:
 
 
 def reflect(prog: Program) -> Program:
-    """Put a compiled microcircuit into the closed-form self-predicting state (§E.3), in place:
+    """Put a compiled microcircuit into the closed-form self-predicting state
+    (docs/models/microcircuit.md), in place:
     ``W_pi{k} = -W_down{k}``, ``W_ip{k}[j, :] = W_up{k+1}[j, :] * g_B/(g_lk+g_B+g_A)(j in layer
     k+1) * (g_lk+g_D)/g_D (interneuron j)``, using the per-neuron conductances of the program."""
     N1 = hidden_layers(prog)
@@ -262,9 +267,10 @@ def reflect(prog: Program) -> Program:
 class PatternSequence(Stimulus):
     """A sequence of patterns, each held ``hold_steps`` steps, starting at step ``start_step``.
 
-    patterns : (P, n) shared by the batch, or (P, n, batch) (one stream per batch copy).
-    tau_in : optional exponential low-pass (ms) of the switches (Sacramento: 3 ms), exact:
-        ``x(t) = p_m + (x(t_m) - p_m) exp(-(t - t_m)/tau_in)`` on presentation m.
+    * patterns : (P, n) shared by the batch, or (P, n, batch) (one stream per batch copy).
+    * tau_in : optional exponential low-pass (ms) of the switches (Sacramento: 3 ms), exact:
+      ``x(t) = p_m + (x(t_m) - p_m) exp(-(t - t_m)/tau_in)`` on presentation m.
+
     Before ``start_step`` the first pattern's start value is given; after the last presentation
     the last pattern is held. ``delay_steps`` shifts the whole sequence (LE target delay).
     """
@@ -341,7 +347,8 @@ class MicrocircuitRunner:
 
     t_pres : presentation time (ms). learning_lag : plasticity off for this long after each
     switch (ms). tau_in : input low-pass at switches (ms). target_delay : steps the target lags
-    the input (default 1 under LE with the synchronous scheme, §E.6.4, else 0). scheme :
+    the input (default 1 under LE with the synchronous scheme, see the LE variant in
+    docs/models/microcircuit.md, else 0). scheme :
     "synchronous" (Jacobi, as the published codes) or "sequential" (Gauss-Seidel: pyramids
     bottom-up, then interneurons; LE is then exact, no pipeline delay). out_lag : evaluation reads the output
     potential averaged from out_lag to t_pres (default: the last step under LE — u_pros — and
@@ -360,7 +367,8 @@ class MicrocircuitRunner:
         self.t_pres = t_pres
         self.tau_in = float(tau_in)
         # LE under the synchronous (Jacobi) scheme: the output sees the input N-1... steps late,
-        # one step per layer; the target is shifted by one step (§E.6.4). No delay otherwise.
+        # one step per layer; the target is shifted by one step (LE variant,
+        # docs/models/microcircuit.md). No delay otherwise.
         self.target_delay = (1 if self.le and scheme == "synchronous" else 0) if target_delay is None \
             else int(target_delay)
         self.out_lag = out_lag

@@ -1,7 +1,8 @@
 """Microcircuit experiments shared by tests, analysis scripts and the bundled scenario.
 
 Each function is a pure function of its arguments (and seed) and returns a dict of numbers.
-See ``models.md`` §E.7 and §F.3 for the settings.
+See the experiments and checks on the microcircuit page of the docs (docs/models/microcircuit.md)
+for the settings.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def set_eta(prog, proj, eta):
 def bars_run(le=True, t_pres=1.0, epochs=300, seed=0, batch=8, out_lag=None, eval_every=0, learning_lag=0.0,
              scheme="synchronous"):
     """LE Fig. 3 Bars 9-30-3 (Bern, softplus, self-predicting init, eta*t_pres = 0.5/0.1 up,
-    0.2 ip, 0 pi; |W_up| <= 4/5; 8 parallel streams). Returns final training accuracy."""
+    0.2 ip, 0 pi; ``|W_up| <= 4/5``; 8 parallel streams). Returns final training accuracy."""
     from .datasets import bars, bars_targets
     d = bars()
     eta = {"up": [v / t_pres for v in BARS_LE_ETA["up"]], "ip": BARS_LE_ETA["ip"] / t_pres, "pi": 0.0}
@@ -49,7 +50,8 @@ def bars_run(le=True, t_pres=1.0, epochs=300, seed=0, batch=8, out_lag=None, eva
 
 
 def relaxation_error(le, t_pres=5.0, n_patterns=16, seed=0, sizes=(9, 30, 3), scheme="sequential"):
-    """F.3.5: mean |phi(u) - phi(v_B_hat)| of pyr1 (softplus) with no plasticity, no target,
+    """Relaxation problem (checks on docs/models/microcircuit.md): mean ``|phi(u) - phi(v_B_hat)|``
+    of pyr1 (softplus) with no plasticity, no target,
     self-predicting weights and abrupt input switches.
 
     Under LE, r = phi(u_ss) with u_ss = a_B v_B + lambda_A v_A, so the metric measures v_A != 0.
@@ -76,10 +78,11 @@ def run_mimic(epochs=500, seed=42, student_seed=7, n_inputs=6, selfpred_epochs=3
     (eta_up (50, 10), eta_IP 20, eta_PI 0). Teacher targets: the teacher's un-nudged output
     potential, closed form at the LE fixed point u_out = g_B/(g_lk+g_B) w2 phi(g_B/g_tot w1 x).
     learning_lag (ms): plasticity off for 5 of the 100 steps after each switch; without it the
-    one-step-per-layer pipeline transient biases the fixed point (measured |dw| ~ 0.1).
+    one-step-per-layer pipeline transient biases the fixed point (measured ``|dw| ~ 0.1``).
 
     Top-down weight: the student's fixed W_down is the teacher's (drawn like the teacher's other
-    weights, |U(-1, 1)| + 0.5), so that W_PI can converge to the teacher's -W_down (§E.7). With
+    weights, ``|U(-1, 1)| + 0.5``), so that W_PI can converge to the teacher's -W_down (mimic
+    experiment, docs/models/microcircuit.md). With
     a random student W_down the hidden error is W_down (r_out - r_I): in a 1-1-1 net feedback
     alignment can only work if sign(W_down) = sign(w_out); the teacher forces w_out > 0, so a
     negative W_down (student seed 8: -0.363) drives W_up1 the wrong way without bound (-12.4
@@ -113,7 +116,8 @@ def run_mimic(epochs=500, seed=42, student_seed=7, n_inputs=6, selfpred_epochs=3
 
 
 def self_prediction_curve(seed=0, n_patterns=40, sigma=0.0, sizes=(30, 20, 10)):
-    """F.3.6: mean v_A^2 over the last 10 ms of each 100 ms pattern, from random weights."""
+    """Self-prediction from random weights (docs/models/microcircuit.md): mean v_A^2 over the last
+    10 ms of each 100 ms pattern, from random weights."""
     c = dendritic_microcircuit(list(sizes), preset="sacramento2018", activation="logistic",
                                eta={"ip": 2.375e-4, "pi": 5e-4}, tau_w=30.0, seed=seed, sigma=sigma)
     run = MicrocircuitRunner(c, dt=0.1, t_pres=100.0, tau_in=3.0, seed=seed)
@@ -127,7 +131,8 @@ def self_prediction_curve(seed=0, n_patterns=40, sigma=0.0, sizes=(30, 20, 10)):
 
 def teacher_student_run(shallow=False, n_train=8000, n_test=256, seed=0, t_pres=20.0, eta_scale=100.0,
                         batch=8, n_eval=8, sigma=0.0, match_teacher_scale=True):
-    r"""Sacramento Fig. 2 teacher-student regression (models.md §E.7, §F.3.7).
+    r"""Sacramento Fig. 2 teacher-student regression (experiments and checks:
+    docs/models/microcircuit.md).
 
     Student 30-50-10 microcircuit (Sacramento conductances, soft rectifier
     :math:`\varphi(u) = \gamma\log(1+e^{\beta(u-\theta)})`, gamma 0.1, beta 1, theta 3, 10
@@ -139,7 +144,8 @@ def teacher_student_run(shallow=False, n_train=8000, n_test=256, seed=0, t_pres=
     on ``n_test`` unseen patterns, :math:`\bar u_2` = output potential averaged over the second
     half of each presentation without nudging or plasticity.
 
-    Two settings differ from a literal reading of §E.5, for the reasons measured in
+    Two settings differ from a literal reading of the paper's parameter set
+    (docs/models/microcircuit.md), for the reasons measured in
     ``analysis/mc_teacher_student.py``:
 
     * ``match_teacher_scale``: the student's weights start in the teacher's operating regime.
@@ -207,7 +213,7 @@ def yin_yang_run(le=True, hidden=120, t_pres=1.0, epochs=20, n_train=6000, n_tes
                  activation="softplus", conductances=None, w_max=(4, 5), lr_decay=1.0, targets=(0.1, 1.0)):
     """Yin-Yang 4-H-3 microcircuit (self-predicting init, voltage targets ``targets`` = (low,
     high), W_down fixed = feedback alignment). ``lr_decay``: every plastic projection's eta is
-    eta_0 * lr_decay^epoch. ``w_max``: (hidden, output) clip of |W_up| or None. The >= 95 %
+    eta_0 * lr_decay^epoch. ``w_max``: (hidden, output) clip of ``|W_up|`` or None. The >= 95 %
     setting (analysis/mc_yinyang.py): LE, scheme "sequential", activation "logistic", w_max None,
     eta * t_pres up (150, 0.03), ip 0.06, lr_decay 0.97, 60 epochs. Returns train/test accuracy
     and the test-accuracy curve."""

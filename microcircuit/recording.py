@@ -690,12 +690,14 @@ class ZarrRecorder:
     overwrite : replace an existing store at ``path``. Only a store written by microcircuit (root
         attr ``microcircuit_format``) or an empty directory is ever deleted, and only after locking
         it; anything else raises (:func:`microcircuit.storelock.check_replaceable`).
-    labels : per population ``{"cell_type": ..., "layer": ..., ...}`` (:func:`microcircuit.labels.
-        population_labels`): stored in the population group's attrs, and ``cell_type`` and ``layer``
-        also as coordinates along every neuron dim (``cell_type``/``layer`` for ``neuron``,
-        ``cell_type_v``/``layer_v`` for ``neuron_v``), so a neuron keeps its identity when
-        populations are concatenated.
+    labels : per population ``{"cell_type": ..., "layer": ..., ...}``, see
+        :func:`microcircuit.labels.population_labels`; stored in the population group's attrs, and
+        ``cell_type`` and ``layer`` also as coordinates along every neuron dim (``cell_type``/``layer``
+        for ``neuron``, ``cell_type_v``/``layer_v`` for ``neuron_v``), so a neuron keeps its
+        identity when populations are concatenated.
 
+    Notes
+    -----
     The recorder holds the store's lock from creation (or :meth:`reopen`) to :meth:`close`: a second
     writer, an overwrite or a resume of the store meanwhile gets StoreBusyError naming this process.
 

@@ -130,7 +130,7 @@ def lag(x: xr.DataArray, y: xr.DataArray, dim: str = "time", max_lag: float | No
     dim : str
         Time dimension (ms in recordings).
     max_lag : float, optional
-        Largest |lag| searched, in units of ``dim`` (default: a quarter of the record length).
+        Largest ``|lag|`` searched, in units of ``dim`` (default: a quarter of the record length).
 
     Returns
     -------
@@ -431,6 +431,7 @@ def population_stats(r: xr.DataArray, dim: str = "time", neuron_dim: str = "neur
     * ``cv`` = std_i(r̄_i) / mean_i(r̄_i) of the time-averaged rates r̄_i across neurons (1);
     * ``mean_correlation`` = mean over pairs i<j of the Pearson correlation of r_i(t), r_j(t)
       (neurons with zero variance are excluded; NaN if fewer than two remain) (1).
+
     Remaining dims (e.g. ``batch``, ``compartment``) are kept.
     """
     r = _as_dataarray(r, "r")

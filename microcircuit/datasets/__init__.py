@@ -1,4 +1,5 @@
-"""Offline datasets and tasks (``datasets.md`` §1–§7) plus optional download-only loaders (§8).
+"""Offline datasets and tasks plus optional download-only loaders (see the data sets page of the docs,
+docs/datasets.md).
 
 Every generator is a pure function of its arguments and seed and records them in ``attrs``
 (JSON-serialisable, for Zarr attributes).

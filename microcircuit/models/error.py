@@ -1,5 +1,5 @@
 r"""GLE error neurons as their own population: the cortical mapping of GLE (Ellenberger et al.
-2024, Fig. 4; models.md §C.3).
+2024, Fig. 4; see the error-populations page of the docs, docs/models/error-populations.md).
 
 In the fused form every ``rate`` neuron carries its own error neuron. Here the error neurons
 of one layer form a separate population that is the one-to-one *partner* of a representation
