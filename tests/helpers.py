@@ -6,6 +6,21 @@ from microcircuit.simulation import Simulation, Recording
 from microcircuit.stimuli import ArrayStimulus
 
 
+# a 2-3-1 rate network with error-driven learning: the smallest scenario dict that exercises
+# populations, projections, plasticity, stimuli and recordings (copy it before changing it)
+SMALL_SCENARIO = {
+    "simulation": {"dt": 0.1, "duration": 10.0, "seed": 1},
+    "populations": [{"name": "x", "model": "input", "size": 2},
+                    {"name": "hidden", "model": "rate", "size": 3, "tau_m": 10.0},
+                    {"name": "o", "model": "rate", "size": 1, "loss": "rate"}],
+    "projections": [{"pre": "x", "post": "hidden", "plasticity": {"rule": "error", "eta": 0.1}},
+                    {"pre": "hidden", "post": "o"}],
+    "stimuli": [{"target": "x", "waveform": "step", "amplitude": 1.0},
+                {"target": "o", "kind": "target", "waveform": "step", "amplitude": 0.5}],
+    "recordings": [{"population": "o", "variables": ["r", "u"]}],
+}
+
+
 def run(circuit, stimuli, steps, *, dt=0.1, scheme="sequential", recordings=(), backend="numba", batch=1,
         seed=0, dtype="float64", gates=None, chunk_steps=1000):
     prog = mc.compile(circuit, dt=dt, batch=batch, scheme=scheme, seed=seed, stimuli=stimuli, dtype=dtype)

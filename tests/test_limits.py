@@ -23,17 +23,7 @@ from microcircuit.scenario.load import ScenarioWarning
 ROOT = Path(__file__).resolve().parents[1]
 LE_CHAIN = ROOT / "scenarios" / "le_chain.toml"
 
-BASE = {
-    "simulation": {"dt": 0.1, "duration": 10.0, "seed": 1},
-    "populations": [{"name": "x", "model": "input", "size": 2},
-                    {"name": "hidden", "model": "rate", "size": 3, "tau_m": 10.0},
-                    {"name": "o", "model": "rate", "size": 1, "loss": "rate"}],
-    "projections": [{"pre": "x", "post": "hidden", "plasticity": {"rule": "error", "eta": 0.1}},
-                    {"pre": "hidden", "post": "o"}],
-    "stimuli": [{"target": "x", "waveform": "step", "amplitude": 1.0},
-                {"target": "o", "kind": "target", "waveform": "step", "amplitude": 0.5}],
-    "recordings": [{"population": "o", "variables": ["r", "u"]}],
-}
+from helpers import SMALL_SCENARIO as BASE  # noqa: E402
 
 LIMITS = L.Limits(max_memory_bytes=8 * L.GiB)       # fixed, so the tests do not depend on this machine's RAM
 

@@ -102,6 +102,12 @@ class Validator:
             return False
         return True
 
+    def unknown_keys(self, obj, allowed, path):
+        """One problem per key of ``obj`` not in ``allowed``, with a did-you-mean."""
+        for k in obj:
+            if k not in allowed:
+                self.add(f"{path}.{k}" if path else str(k), "unknown field" + _suggest(k, allowed))
+
     def table(self, obj, fields, path, extra=None):
         """Check keys and values of a table; returns it (or {} if not a table)."""
         if not isinstance(obj, dict):
@@ -548,9 +554,7 @@ def _check_sweep(V, cfg):
     if not isinstance(cfg, dict):
         V.add("sweep", f"expected a table, got {_tname(cfg)}")
         return
-    for k in cfg:
-        if k not in S.SWEEP:
-            V.add(f"sweep.{k}", "unknown field" + _suggest(k, S.SWEEP))
+    V.unknown_keys(cfg, S.SWEEP, "sweep")
     grid = cfg.get("grid", {})
     if not isinstance(grid, dict):
         V.add("sweep.grid", f'expected a table {{"dotted.key" = [values]}}, got {_tname(grid)}')
@@ -564,9 +568,7 @@ def _check_analysis(V, cfg, pops, recordings):
     if not isinstance(cfg, dict):
         V.add("analysis", f"expected a table, got {_tname(cfg)}")
         return
-    for k in cfg:
-        if k not in S.ANALYSIS:
-            V.add(f"analysis.{k}", "unknown field" + _suggest(k, S.ANALYSIS))
+    V.unknown_keys(cfg, S.ANALYSIS, "analysis")
     lag = cfg.get("lag")
     if lag is None:
         return
@@ -581,9 +583,7 @@ def _check_analysis(V, cfg, pops, recordings):
         if not isinstance(pair, dict):
             V.add(pp, f'expected a table {{input = "...", output = "..."}}, got {_tname(pair)}')
             continue
-        for k in pair:
-            if k not in S.LAG:
-                V.add(f"{pp}.{k}", "unknown field" + _suggest(k, S.LAG))
+        V.unknown_keys(pair, S.LAG, pp)
         for k in ("input", "output"):
             nm = pair.get(k)
             if not isinstance(nm, str):
