@@ -15,6 +15,7 @@ At build start this file
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import tempfile
@@ -103,3 +104,36 @@ def _write_reference() -> None:
 
 _copy_notebooks()
 _write_reference()
+
+
+# -- parameters written as "name : description" ------------------------------------------------
+# Some docstrings list their parameters as ``name : what it is`` (prose) instead of the numpydoc
+# ``name : type`` line followed by an indented description. Napoleon would show the prose as a
+# type; this hook (run before napoleon) moves prose to the description line. Rendering only.
+_ENTRY = re.compile(r"^(?P<name>\*{0,2}[A-Za-z_][\w, *]*?) : (?P<text>.+)$")
+
+
+def _is_prose(text: str) -> bool:
+    words = re.sub(r"``[^`]*``|:\w+:`[^`]*`|\{[^}]*\}", "X", text).split()
+    return len(words) > 5 or text.rstrip().endswith(".")
+
+
+def _prose_parameters(app, what, name, obj, options, lines) -> None:
+    in_params = False
+    for i, line in enumerate(list(lines)):
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if nxt and set(nxt.strip()) == {"-"} and line.strip():
+            in_params = line.strip() in ("Parameters", "Other Parameters", "Keyword Arguments")
+            continue
+        if not in_params or line.startswith(" "):
+            continue
+        m = _ENTRY.match(line)
+        if m and _is_prose(m.group("text")):
+            lines[i] = m.group("name")
+            lines.insert(i + 1, "    " + m.group("text"))
+            # the inserted line shifts the rest; re-run on the new list from here
+            return _prose_parameters(app, what, name, obj, options, lines)
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _prose_parameters, priority=400)
