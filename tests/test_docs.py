@@ -81,3 +81,8 @@ def test_notebook_pages_show_their_figures(html):
 def test_equations_are_rendered_as_math(html):
     le = _read(html, "models/le.html")
     assert 'class="math' in le
+
+
+def test_reproductions_page_quotes_results_and_shows_figures(html):
+    text = _read(html, "reproductions.html")
+    assert "91.7" in text and "<img" in text     # the paper's MNIST-1D number next to ours
