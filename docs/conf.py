@@ -36,7 +36,6 @@ version = release
 extensions = [
     "myst_nb",
     "sphinx.ext.autodoc",
-    "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
 ]
@@ -56,8 +55,6 @@ nb_merge_streams = True
 autodoc_default_options = {"members": True, "ignore-module-all": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_mock_imports: list[str] = []
-autosummary_generate = False
 napoleon_numpy_docstring = True
 napoleon_google_docstring = False
 napoleon_use_rtype = False
@@ -66,7 +63,6 @@ napoleon_use_rtype = False
 html_theme = "alabaster"
 html_title = f"microcircuit {release}"
 html_static_path: list[str] = []
-suppress_warnings = ["myst.header"]
 
 
 # -- build-start hooks -------------------------------------------------------------------------
