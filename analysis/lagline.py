@@ -8,8 +8,8 @@ Run from the repository root::
 Learners (same input stream, same initial student, same Adam rate per time unit):
 GLE (engine, prospective error neurons), BP (engine, instantaneous errors), truncated BPTT
 through the same Euler dynamics with windows of 1, 2, 4 time units (microcircuit.adjoint).
-Writes analysis/results/lagline.{png,md}. Acceptance (models.md §F.2 case 7): GLE recovers w
-and tau_m to 1e-3 relative; BP's tau_m relative error > 10 %.
+Writes analysis/results/lagline.{png,md}. Acceptance (docs/models/gle.md, "Checks the tests rely
+on"): GLE recovers w and tau_m to 1e-3 relative; BP's tau_m relative error > 10 %.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Fourier synthesis (LE paper Fig. 2a; models.md §F.1 case 4, datasets.md §5).
+"""Fourier synthesis (LE paper Fig. 2a; docs/models/le.md, "Experiments and what this package
+reproduces"; docs/datasets.md, "Fourier synthesis").
 
 50 sines (10 ... 500 Hz) -> 20 Hz sawtooth with a 50-30-1 network: linear inputs, tanh hidden rate
 neurons, linear output whose prospective potential u_pros is compared with the target (voltage

@@ -1,6 +1,6 @@
 """Bars 9-30-3 presentation-time sweep: LE microcircuit vs the original (Sacramento) model.
 
-LE paper Fig. 3 (models.md §F.3): Bern conductances, softplus, self-predicting init,
+LE paper Fig. 3 (docs/models/microcircuit.md, "Experiments"): Bern conductances, softplus, self-predicting init,
 eta * t_pres fixed (up 0.5/0.1, ip 0.2, pi 0), |W_up| <= 4/5, 8 parallel streams, dt 0.1 ms.
 Uses ``microcircuit.microcircuit_tasks.bars_run``.
 
@@ -69,7 +69,7 @@ def main():
           "| t_pres (ms) | LE acc % (mean over seeds) | original acc % | LE = 100 % (t_pres >= 1 ms) | "
           "LE >= original (all seeds) | Jacobi: LE acc % | Jacobi: original acc % |",
           "|---|---|---|---|---|---|---|", *rows, "",
-          f"Acceptance (models.md §F.3): **{'PASS' if ok_all else 'FAIL'}**", "",
+          f"Acceptance (docs/models/microcircuit.md, \"Checks the tests rely on\"): **{'PASS' if ok_all else 'FAIL'}**", "",
           "Main columns: sequential (Gauss-Seidel) update order for both models. Jacobi columns: the "
           "synchronous stepping of the published codes (LE with a one-step target delay). At t_pres 0.3 ms "
           "= 3 dt the Jacobi pipeline (one dt per layer, forward and back) delivers the apical error after the "

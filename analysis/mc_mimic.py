@@ -5,7 +5,7 @@ target), then training (eta_up (50, 10), eta_IP 20, eta_PI 0) with a 0.05 ms lea
 Uses ``microcircuit.microcircuit_tasks.run_mimic``; the weight trajectory is sampled by running
 the task for increasing epoch counts (each run is independent and deterministic).
 
-Acceptance (models.md §F.3.7 / §E.7): student bottom-up weights within 1e-2 of the teacher's.
+Acceptance (docs/models/microcircuit.md, "Experiments" and "Checks the tests rely on"): student bottom-up weights within 1e-2 of the teacher's.
 
     python analysis/mc_mimic.py [--quick]
 """
@@ -60,7 +60,7 @@ def main():
     if nolag is not None:
         md += [f"Without the learning lag (student seed 7): max abs dev {nolag['max_abs_dev_up']:.2e} "
                "(the one-step-per-layer pipeline transient after each switch biases the fixed point).", ""]
-    md += [f"Acceptance (models.md §F.3.7): **{'PASS' if ok_all else 'FAIL'}** "
+    md += [f"Acceptance (docs/models/microcircuit.md, \"Checks the tests rely on\"): **{'PASS' if ok_all else 'FAIL'}** "
            "(the task's default student seed is 7; extra seeds probe robustness).", ""]
     (RESULTS / f"mc_mimic{suffix}.md").write_text("\n".join(md))
 

@@ -1,4 +1,6 @@
-"""Relaxation problem (models.md §F.3.5): spurious hidden-layer error of the LE vs original microcircuit.
+"""Relaxation problem: spurious hidden-layer error of the LE vs original microcircuit.
+
+docs/models/microcircuit.md, "The Latent-Equilibrium variant" and "Checks the tests rely on".
 
 9-30-3 Bern microcircuit, softplus, self-predicting weights, no plasticity, no target, abrupt
 input switches every t_pres, dt 0.1 ms. Metric: mean |phi(u) - phi(v_B_hat)| of pyr1 over the whole
@@ -57,7 +59,7 @@ def main():
           "| t_pres (ms) | original | LE | ratio original/LE (min over seeds) | >= 30x | "
           "Jacobi: original | Jacobi: LE | Jacobi ratio (min) |",
           "|---|---|---|---|---|---|---|---|", *rows, "",
-          f"Acceptance (models.md §F.3.5): **{'PASS' if ok_all else 'FAIL'}**", "",
+          f"Acceptance (docs/models/microcircuit.md, \"Checks the tests rely on\"): **{'PASS' if ok_all else 'FAIL'}**", "",
           "Why the Jacobi (synchronous) LE residual exists: under LE a pyramid sends r = phi(u_ss), "
           "u_ss = a_B v_B + lambda_A v_A, so the metric is the distortion by a non-zero apical potential. "
           "In Jacobi stepping inter1 is nudged by the output's u_pros of the previous step while its dendrite "

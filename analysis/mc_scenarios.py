@@ -4,7 +4,7 @@ Each scenario is a complete experiment for ``microcircuit run`` (validated by ``
 validate``). The networks come from :func:`microcircuit.microcircuit.dendritic_microcircuit`
 and are written out with their weights as arrays where the start state is not a plain random
 draw (self-predicting start: ``W_PI = -W_down``, ``W_IP = W_up(out) g_B/(g_lk+g_B) (g_lk+g_D)/g_D``,
-models.md §E.3). Learning rates use the protocol convention ``eta = lr * lr_factor / t_pres``
+docs/models/microcircuit.md, "The self-predicting state"). Learning rates use the protocol convention ``eta = lr * lr_factor / t_pres``
 (per ms) with ``lr = batch`` (the batch-mean update of the B parallel streams then equals the
 sum of their online updates, as ``MicrocircuitRunner(sum_batch=True)`` in the analysis scripts),
 so ``--set protocol.t_pres=T`` keeps ``eta * t_pres`` fixed, as the LE paper's sweeps do.
@@ -146,8 +146,8 @@ def self_prediction(n_patterns=40, seed=0):
     np.save(SCEN / "mc_self_prediction_input.npy", x)
     uni = {"dist": "uniform", "low": -1.0, "high": 1.0}
     header = [
-        "Self-prediction emerging from random weights (Sacramento et al. 2018; models.md §F.3.6;",
-        "analysis/mc_self_prediction.py). 30-20-10 microcircuit, Sacramento conductances, logistic, all",
+        "Self-prediction emerging from random weights (Sacramento et al. 2018; docs/models/microcircuit.md,",
+        "\"Experiments\"; analysis/mc_self_prediction.py). 30-20-10 microcircuit, Sacramento conductances, logistic, all",
         "weights U(-1, 1), no target (the output is not nudged), forward and top-down weights fixed; only",
         "the lateral weights learn: W_IP (Urbanczik-Senn, eta 2.375e-4 /ms) and W_PI (apical homeostasis",
         "dW_PI = -eta v_A r_I^T, eta 5e-4 /ms), tau_w 30 ms. Inputs: 40 patterns U(0, 1) held 100 ms each",
@@ -177,7 +177,8 @@ def relaxation(t_pres=5.0, n_patterns=16, seed=0):
     np.save(SCEN / "mc_relaxation_input.npy", rng.uniform(0, 1, (n_patterns, sizes[0])))
     att = coupling_factors("bern")["att_basal_hidden"]
     header = [
-        "Relaxation problem (models.md §F.3.5; analysis/mc_relaxation.py): spurious hidden-layer error of",
+        "Relaxation problem (docs/models/microcircuit.md, \"Experiments\"; analysis/mc_relaxation.py):",
+        "spurious hidden-layer error of",
         "the dendritic-error microcircuit after abrupt input switches. 9-30-3, Bern conductances, softplus,",
         "self-predicting weights, no plasticity, no target; 16 patterns U(0, 1) (mc_relaxation_input.npy)",
         "held t_pres = 5 ms each, dt 0.1 ms, sequential (Gauss-Seidel) order. Recorded: r and v_B of pyr1.",
@@ -228,7 +229,8 @@ def mimic(epochs=500, seed=42, student_seed=7, n_inputs=6):
             w_up2 = np.asarray(next(q for q in c.projections if q.name == "up2").weights["value"])
             pr.weights = {"dist": "array", "value": (w_up2 * fac).tolist()}
     header = [
-        "Mimic 1-1-1 (LE paper Fig. 5; models.md §F.3.7; analysis/mc_mimic.py): an LE student microcircuit",
+        "Mimic 1-1-1 (LE paper Fig. 5; docs/models/microcircuit.md, \"Experiments\"; analysis/mc_mimic.py):",
+        "an LE student microcircuit",
         f"learns the weights of a 1-1-1 teacher (seed {seed}: W_up = {w_t[0]:.5f}, {w_t[1]:.5f}) from 6 inputs",
         "(mc_mimic_data.npz: x, and the teacher's output potential u_tgt = a_out w2 softplus(a_hid w1 x)).",
         f"Student seed {student_seed}, Bern, softplus, dt 0.01 ms, t_pres 1 ms, eta_up 50 / 10, eta_IP 20,",
@@ -316,7 +318,8 @@ def teacher_student(seed=0, n_train=8000, n_test=256, n_default=1000):
     dur = rows * T
     plastic = {p.name: p.plasticity["eta"] for p in c.projections if p.rule != "none"}
     header = [
-        "Teacher-student regression, Sacramento et al. 2018 Fig. 2 (models.md §E.7, §F.3.7), as a plain run:",
+        "Teacher-student regression, Sacramento et al. 2018 Fig. 2 (docs/models/microcircuit.md, \"Experiments\"),",
+        "as a plain run:",
         "the settings of microcircuit/microcircuit_tasks.py::teacher_student_run. Student 30-50-10 dendritic-",
         "error microcircuit, Sacramento conductances, soft rectifier phi(u) = 0.1 log(1 + e^(u - 3)), 10",
         "interneurons, fixed random top-down W_down (feedback alignment), self-predicting start",

@@ -1,4 +1,6 @@
-"""Self-prediction from random weights (models.md §F.3.6, Sacramento et al. 2018 Fig. S1 idea).
+"""Self-prediction from random weights (Sacramento et al. 2018 Fig. S1 idea).
+
+Acceptance: docs/models/microcircuit.md, "Checks the tests rely on".
 
 Sacramento parameters, 30-20-10, logistic, weights U(-1, 1), inputs U(0, 1) held 100 ms (tau_in
 3 ms), eta_PI 5e-4, eta_IP 2.375e-4 (1/ms), tau_w 30 ms, forward weights frozen. Metric: mean v_A^2
@@ -51,7 +53,7 @@ def main():
           "| sigma | seed | v_A^2 pattern 1 | min v_A^2, patterns 1-20 | drop within 20 | drop within "
           f"{n_pat} | >= 50x within 20 |",
           "|---|---|---|---|---|---|---|", *rows, "",
-          f"Acceptance (models.md §F.3.6, sigma = 0, 3 seeds): **{'PASS' if ok_all else 'FAIL'}**", ""]
+          f"Acceptance (docs/models/microcircuit.md, \"Checks the tests rely on\"; sigma = 0, 3 seeds): **{'PASS' if ok_all else 'FAIL'}**", ""]
     (RESULTS / f"mc_self_prediction{suffix}.md").write_text("\n".join(md))
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for (s, sg), c in curves.items():

@@ -7,7 +7,7 @@ circuit with only the output weights W_up2 plastic. Loss: mean ||phi(u_out) - r_
 unseen patterns. Settings and their reasons: ``microcircuit_tasks.teacher_student_run``
 (student weights at the teacher's scale; eta x 1/gamma^2; t_pres 20 ms with eta*t_pres fixed).
 
-Acceptance (models.md §F.3.7): the microcircuit's final test loss is below the shallow
+Acceptance (docs/models/microcircuit.md, "Checks the tests rely on"): the microcircuit's final test loss is below the shallow
 learner's for every seed.
 
     python analysis/mc_teacher_student.py [--quick]
@@ -150,7 +150,7 @@ def main():
           "| seed | initial loss | microcircuit final | shallow final | shallow / microcircuit | "
           "angle W_down vs W_up2^T (deg) | microcircuit < shallow |",
           "|---|---|---|---|---|---|---|", *rows, "",
-          f"Acceptance (models.md §F.3.7, final test loss below the shallow learner's): "
+          f"Acceptance (docs/models/microcircuit.md, \"Checks the tests rely on\": final test loss below the shallow learner's): "
           f"**{'PASS' if ok_all else 'FAIL'}**", "",
           "Settings (see `teacher_student_run`): student weights start at the teacher's scale (W_up1 x k10/a_hid "
           "= 3.8, W_up2 and W_down x k21/a_out x sqrt(20/50) = 6.96); learning rates of §E.5 x 1/gamma^2 = 100 "

@@ -15,7 +15,7 @@ hidden error reaching the basal synapses is attenuated by lambda_hidden * phi'_o
 rate (phll's Yin-Yang search found the same order: 4.2 vs 6.7e-4 per ms). Jacobi (synchronous)
 stepping at t_pres 1 ms reaches only 85 % (one step of pipeline delay per layer out of 10).
 
-Target (models.md §F.3.8): >= 95 % test accuracy (paper: original model, t_pres 100 ms,
+Target (docs/models/microcircuit.md, "Experiments"): >= 95 % test accuracy (paper: original model, t_pres 100 ms,
 learning lag 20 ms, 45 epochs, ~96-97 %).
 
     python analysis/mc_yinyang.py [--quick] [--epochs N] [--seeds S] [--scheme synchronous]
@@ -72,7 +72,7 @@ def main():
           "| seed | train % | test % |", "|---|---|---|",
           *[f"| {s} | {100 * r['train_accuracy']:.1f} | {100 * r['test_accuracy']:.1f} |" for s, r in runs.items()], "",
           f"Mean test accuracy {100 * test.mean():.1f} % (min {100 * test.min():.1f} %).", "",
-          f"Target >= 95 % mean test accuracy (models.md §F.3.8): **{'PASS' if ok else 'NOT REACHED'}**.", "",
+          f"Target >= 95 % mean test accuracy (docs/models/microcircuit.md, \"Experiments\"): **{'PASS' if ok else 'NOT REACHED'}**.", "",
           "Earlier setting (softplus, |W_up| <= 4/5, Bars learning rates x 0.01, Jacobi): 64.3 % after 80 epochs; "
           "softplus variants with larger rates 58-77 %; the same setting with eta_up*t_pres 60 (hidden) and Jacobi stepping: 85.3 % (seed 0; 95.8 % with Gauss-Seidel).", ""]
     (RESULTS / f"mc_yinyang{suffix}.md").write_text("\n".join(md))

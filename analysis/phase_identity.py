@@ -1,4 +1,5 @@
-"""Phase identity (models.md §C.4, §F.2 case 5): GLE error filter vs exact adjoint filter.
+"""Phase identity: GLE error filter vs exact adjoint filter (docs/models/gle.md, "The exact adjoint
+and the phase identity" and "Checks the tests rely on").
 
 Run from the repository root::  python analysis/phase_identity.py [--quick]
 

@@ -57,7 +57,7 @@ def test_gradients_match_finite_differences(scheme, kind):
 
 
 def test_teacher_equals_student_gives_zero_gradient_and_perturbation_points_back():
-    """models.md §F.2 case 8: student = teacher => L = 0 and all gradients 0 (exactly, the
+    """Student = teacher (docs/models/gle.md, "The exact adjoint and the phase identity") => L = 0 and all gradients 0 (exactly, the
     residual is identically zero); with w2 raised by 0.1 the exact gradient dL/dw2 is > 0
     (descent lowers w2 back toward the teacher's 2)."""
     from microcircuit.gle import lagline_square_wave
@@ -74,7 +74,7 @@ def test_teacher_equals_student_gives_zero_gradient_and_perturbation_points_back
 
 def test_le_limit_adjoint_equals_instantaneous_error():
     """tau_r = tau_m (LE): the adjoint of a single linear output layer is the instantaneous error,
-    lambda_k = beta (y_k - r_k) exactly (the membrane adjoint stays zero; models.md §C.4)."""
+    lambda_k = beta (y_k - r_k) exactly (the membrane adjoint stays zero; docs/models/gle.md, "The exact adjoint and the phase identity")."""
     rng = np.random.default_rng(3)
     net = GLENet([rng.normal(size=(2, 3))], [0.7], [0.7], "linear", 0.01)
     x = rng.normal(size=(100, 3, 2))

@@ -91,7 +91,7 @@ def test_gain_phase_first_order_lowpass_within_1_percent():
 
 
 def test_gain_phase_lead_lag_filter_matches_models_C2():
-    # GLE lead–lag ŭ = (1 − τr/τm) u + (τr/τm) s (models.md §C.2), H = (1+iωτr)/(1+iωτm), with
+    # GLE lead–lag ŭ = (1 − τr/τm) u + (τr/τm) s (docs/models/gle.md, "Representation neurons"), H = (1+iωτr)/(1+iωτm), with
     # τr = 15 ms > τm = 5 ms (prospective): phase atan(ωτr) − atan(ωτm) > 0 within 1 %.
     tm, tr = 5.0, 15.0
     f = np.array([0.01])

@@ -162,7 +162,7 @@ def test_yin_yang_bp_reaches_96_percent():
     """LE configuration 4-120-3, MSE on 0/1 one-hot rates, SGD lr 0.1, momentum 0.9, batch 20,
     cosine-annealed over 80 epochs. Measured: 97.2 % test for seed 0 (97.2–98.2 % over seeds
     0–9; 60 epochs dipped to 95.9 % for one of 8 seeds). Reference MLP (Adam, 300 epochs):
-    98.7 ± 0.3 % (datasets.md §1). Required: ≥ 96 %."""
+    98.7 ± 0.3 % (docs/datasets.md, "Yin-Yang"). Required: ≥ 96 %."""
     data = yin_yang()
     model = MLP([4, 120, 3], seed=0, **LE_CONFIG)
     h = train_bp(model, data, epochs=80, lr=0.1, batch_size=20, loss="mse", seed=0,

@@ -1,4 +1,5 @@
-"""Cortical mapping of GLE (models.md §C.8 "Fig. 4"; microcircuit/models/error.py): representation
+"""Cortical mapping of GLE (GLE paper Fig. 4; docs/models/error-populations.md;
+microcircuit/models/error.py): representation
 and error neurons as separate populations linked by projections must give the same trajectories
 as the fused form (one rate population carrying its own error neuron), step for step.
 

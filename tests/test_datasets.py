@@ -1,7 +1,7 @@
-"""Tests of the offline dataset generators (datasets.md §1–§8).
+"""Tests of the offline dataset generators (docs/datasets.md, one section per data set).
 
 Every expected number is stated with its origin: the task definition, a closed form, or the
-numbers quoted in datasets.md from a re-derivation of the reference generator.
+numbers quoted in docs/datasets.md from a re-derivation of the reference generator.
 """
 
 from __future__ import annotations
@@ -43,21 +43,21 @@ def yy():
 
 
 def test_yin_yang_class_counts_match_reference(yy):
-    # datasets.md §1: RandomState + reference call order gives these multinomial counts.
+    # docs/datasets.md, "Yin-Yang": RandomState + reference call order gives these multinomial counts.
     assert np.bincount(yy.y_train, minlength=3).tolist() == [1681, 1702, 1617]
     assert np.bincount(yy.y_val, minlength=3).tolist() == [316, 336, 348]
     assert np.bincount(yy.y_test, minlength=3).tolist() == [350, 316, 334]
 
 
 def test_yin_yang_first_sample(yy):
-    # datasets.md §1: first training sample (0.680308, 0.450499, 0.319692, 0.549501), class 2.
+    # docs/datasets.md, "Yin-Yang" (reference generator): first training sample (0.680308, 0.450499, 0.319692, 0.549501), class 2.
     np.testing.assert_allclose(yy.x_train[0], [0.680308, 0.450499, 0.319692, 0.549501], atol=5e-7)
     assert yy.y_train[0] == 2
 
 
 @pytest.mark.parametrize(
     "x, y, label",
-    [  # datasets.md §1 spot checks, derived from the region definition
+    [  # docs/datasets.md, "Yin-Yang": spot checks derived from the region definition
         (0.75, 0.5, 2), (0.25, 0.5, 2), (0.5, 0.9, 1), (0.5, 0.1, 0), (0.25, 0.65, 1),
         (0.75, 0.65, 0), (0.25, 0.35, 1), (0.75, 0.35, 0), (0.1, 0.5, 1), (0.9, 0.5, 0),
     ],
@@ -101,7 +101,7 @@ def _img(rows: str) -> list[float]:
 
 
 def test_bars_patterns_exact_order():
-    # datasets.md §2 table, in the reference order, and labels 0,0,0,1,1,1,2,2.
+    # docs/datasets.md, "3×3 Bars" table, in the reference order, and labels 0,0,0,1,1,1,2,2.
     expected = [
         "000/000/111", "000/111/000", "111/000/000",
         "001/001/001", "010/010/010", "100/100/100",
@@ -163,7 +163,7 @@ def test_mnist1d_generation_cache_and_rng_isolation(tmp_path):
     d = mnist1d(final_seq_length=360, seed=42, cache_dir=tmp_path)
     # the global RNG streams continue as if mnist1d had not been called
     assert random.random() == py_before and np.random.random() == np_before
-    # datasets.md §3: 4000 train / 1000 test of length 360, 10 classes, 500 per digit overall
+    # docs/datasets.md, "MNIST-1D": 4000 train / 1000 test of length 360, 10 classes, 500 per digit overall
     assert d.x_train.shape == (4000, 360) and d.x_test.shape == (1000, 360)
     labels = np.concatenate([d.y_train, d.y_test])
     assert np.bincount(labels, minlength=10).tolist() == [500] * 10
@@ -229,7 +229,7 @@ def test_teacher_student_shapes_formula_reproducibility():
 
 # --------------------------------------------------------------------------- Fourier synthesis
 def test_fourier_synthesis_shapes_and_sawtooth():
-    d = fourier_synthesis()  # dt 0.005 ms, 600 ms → 120 000 steps (datasets.md §5)
+    d = fourier_synthesis()  # dt 0.005 ms, 600 ms → 120 000 steps (docs/datasets.md, "Fourier synthesis")
     assert d.x.shape == (120000, 50) and d.y.shape == (120000, 1)
     assert d.t[1] - d.t[0] == pytest.approx(0.005) and d.t[-1] == pytest.approx(599.995)
     y = d.y[:, 0]

@@ -1,7 +1,7 @@
 """Tests of microcircuit.ephys (loaders, bundled B6/B8 data, eFEL features, fits) and NWB export.
 
-Reference numbers come from /work/shared/reference/ecosystem.md §8 (eFEL on the bluepyefe 2.3.63
-IDRest sweeps): B6 118/177/237/296/354 pA → 13.0/25.0/34.0/41.0/44.5 Hz; B8 94/139/182/227/274 pA
+Reference numbers (eFEL on the bluepyefe 2.3.63 IDRest sweeps; the bundled cells are described in
+docs/howto/compare-with-recording.md): B6 118/177/237/296/354 pA → 13.0/25.0/34.0/41.0/44.5 Hz; B8 94/139/182/227/274 pA
 → 10.0/22.0/31.0/37.5/40.5 Hz; resting potential about −84 mV.
 """
 
@@ -50,7 +50,7 @@ def test_bundled_cell_layout_and_units(cell):
     assert ds["time"].attrs["units"] == "ms" and ds["amplitude"].attrs["units"] == "pA"
     assert ds.sizes == {"sweep": 5, "time": 12000}  # 3 s at dt 0.25 ms
     assert float(ds.time[1] - ds.time[0]) == 0.25
-    # step amplitudes as listed in ecosystem.md §8 (rounded to 1 pA there)
+    # step amplitudes as listed in the module docstring (rounded to 1 pA there)
     np.testing.assert_allclose(ds["amplitude"].values, REF[name][0], atol=1.0)
     # resting potential after subtracting the 14 mV LJP: "about −84 mV" → within ±2 mV
     vb = ds["voltage"].sel(time=slice(630, 700)).mean().item()

@@ -1,4 +1,4 @@
-"""GLE: optimisers in the engine, closed forms (models.md §F.2), phase identity, LagLine."""
+"""GLE: optimisers in the engine, closed forms (docs/models/gle.md, "Checks the tests rely on"), phase identity, LagLine."""
 import numpy as np
 import pytest
 
@@ -65,7 +65,7 @@ def test_optimizer_closed_form_constant_gradient(optimizer):
 
 
 def test_single_neuron_step_closed_form():
-    """models.md §F.2 case 1 (tau_m = 1, tau_r = 0.1, linear, input 0 -> 1 seen from step 0,
+    """docs/models/gle.md, "Checks the tests rely on", single neuron (tau_m = 1, tau_r = 0.1, linear, input 0 -> 1 seen from step 0,
     sequential scheme): r_k = 1 - (1 - tau_r/tau_m)(1 - dt/tau_m)^k; r_0 = 0.1, r_100 = 0.670571."""
     c = gle_layered(1, [dict(size=1, tau_m=1.0, tau_r=0.1, activation="linear", weights=[[1.0]], gamma=0.0)])
     prog = mc.compile(c, dt=0.01, scheme="sequential", stimuli=[Step("input", 1.0)])
@@ -78,7 +78,7 @@ def test_single_neuron_step_closed_form():
 
 
 def test_error_neuron_step_closed_form():
-    """models.md §F.2 case 4 (tau_m = 1, tau_r = 0.1, eps = 1 from step 0):
+    """docs/models/gle.md, "Checks the tests rely on", error neuron (tau_m = 1, tau_r = 0.1, eps = 1 from step 0):
     e_k = 1 - (1 - tau_m/tau_r)(1 - dt/tau_r)^k; e_0 = 10 (overshoot tau_m/tau_r), e_1 = 9.1,
     e_50 = 1.0464 — prospective exactly where the forward neuron is retrospective."""
     c = gle_layered(1, [dict(size=1, tau_m=1.0, tau_r=0.1, activation="linear", weights=[[0.0]], gamma=0.0,
@@ -92,7 +92,7 @@ def test_error_neuron_step_closed_form():
 
 
 def test_phase_identity_closed_form():
-    """models.md §C.4/§F.2 case 5: for all omega, tau_m, tau_r the GLE error filter and the exact
+    """docs/models/gle.md, "The exact adjoint and the phase identity": for all omega, tau_m, tau_r the GLE error filter and the exact
     adjoint filter have identical phase atan(w tau_m) - atan(w tau_r) and reciprocal gains
     (|GLE| |adjoint| = 1), to 1e-12; and the GLE filter inverts the forward filter."""
     rng = np.random.default_rng(0)

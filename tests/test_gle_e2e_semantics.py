@@ -1,5 +1,6 @@
 """The engine's fused GLE network against an independent NumPy transcription of the GLE reference
-code's per-step semantics (models.md §C.5-C.8: ``GLEDynamics`` + the synchronous layer loop + Adam).
+code's per-step semantics (docs/models/gle.md, "Discrete time" and "Networks of the paper":
+``GLEDynamics`` + the synchronous layer loop + Adam).
 
 Per step, every layer l reads the previous step's state of its neighbours:
     inst_e = phi'(u_pros_l) * (W_{l+1}^T e_{l+1})   (output: beta (onehot(y) - softmax(r_L)))

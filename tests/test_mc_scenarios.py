@@ -83,7 +83,7 @@ def test_self_prediction_scenario_apical_potential_falls(tmp_path):
     """mc_self_prediction.toml, first 20 of its 40 patterns (2000 ms): mean v_A^2 of pyr1 over the
     last 10 ms of a pattern falls from 1.74 (pattern 1) to a minimum of 0.0136 within 20 patterns,
     a factor 128 (measured; analysis/mc_self_prediction.py: 63-366x for seeds 0-2, with a 3 ms input
-    low-pass). Acceptance as models.md §F.3.6: >= 50x within 20 patterns."""
+    low-pass). Acceptance as docs/models/microcircuit.md, "Checks the tests rely on": >= 50x within 20 patterns."""
     from microcircuit import open_recording
     sc = load_scenario(SCEN / "mc_self_prediction.toml", ["simulation.duration=2000.0"])
     out = tmp_path / "sp.zarr"

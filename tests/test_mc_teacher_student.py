@@ -1,4 +1,4 @@
-"""Sacramento et al. 2018 Fig. 2 teacher-student regression (models.md §F.3.7), reduced.
+"""Sacramento et al. 2018 Fig. 2 teacher-student regression (docs/models/microcircuit.md, "Experiments"), reduced.
 
 Full run: ``python analysis/mc_teacher_student.py`` (8000 patterns, 3 seeds: microcircuit final
 test loss 0.0213 / 0.0413 / 0.0369 vs shallow learner 0.0522 / 0.1053 / 0.0925).

@@ -1,4 +1,4 @@
-"""Yin-Yang 4-120-3 LE microcircuit (models.md §F.3.8), reduced.
+"""Yin-Yang 4-120-3 LE microcircuit (docs/models/microcircuit.md, "Experiments"), reduced.
 
 Full run: ``python analysis/mc_yinyang.py`` (5000 samples, 60 epochs, 3 seeds, >= 95 % mean test).
 """

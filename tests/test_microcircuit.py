@@ -1,4 +1,5 @@
-"""Dendritic-error microcircuit (models.md §E, verification cases §F.3).
+"""Dendritic-error microcircuit (docs/models/microcircuit.md; the verification cases are its
+"Checks the tests rely on").
 
 Every test states the number it expects and where that number comes from.
 """

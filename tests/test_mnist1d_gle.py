@@ -1,4 +1,5 @@
-"""MNIST-1D with the 15k-parameter GLE network (analysis/mnist1d_gle.py, GLE models.md §C.7/§C.8).
+"""MNIST-1D with the 15k-parameter GLE network (analysis/mnist1d_gle.py;
+docs/models/gle.md, "Networks of the paper").
 
 * Bias synapses (``gle_layered(bias_synapses=True)``): a synapse of weight w_b from a unit held at
   rate 1 is the bias b = w_b, and its rule dw_b/dt = eta e * 1 is the GLE bias rule db/dt = eta e;
@@ -69,7 +70,7 @@ def test_bias_synapses_equal_population_bias_under_sgd():
 
 
 def test_mnist1d_network_has_15k_parameters():
-    """GLE paper: 1 -> 6 x 53 -> 10 has 14,956 weights and biases (models.md §C.7)."""
+    """GLE paper: 1 -> 6 x 53 -> 10 has 14,956 weights and biases (docs/models/gle.md, "Networks of the paper")."""
     prog = M.build(batch=1, buf={"k0": 0})
     n = sum(prog.weight(p).size for p in prog.proj_names)
     assert n == 14956

@@ -1,6 +1,7 @@
 """Closed-form checks of the prospective rate neuron (LE / GLE), on both back-ends.
 
-Expected numbers come from models.md §F.1/§F.2 (the discrete scheme u_pros = u_old + tau_r du/dt,
+Expected numbers come from docs/models/le.md and docs/models/gle.md ("Discrete time" and "Checks
+the tests rely on"; the discrete scheme u_pros = u_old + tau_r du/dt,
 forward Euler), each stated with its derivation in the test.
 """
 import math
