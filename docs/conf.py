@@ -8,7 +8,8 @@ At build start this file
 * copies ``analysis/*.ipynb`` into ``docs/notebooks/`` (gitignored), so that the notebooks live
   under the source directory without symlinks and are rendered with the outputs committed in
   ``analysis/``;
-* writes the generated reference pages (``models.md``, ``schema.md``, ``registries.md``) into
+* writes the generated reference pages (``models.md``, ``schema.md``, ``registries.md``,
+  ``cli.md``) into
   ``docs/reference/generated/`` (gitignored) with
   :func:`microcircuit.docgen.write_reference_pages`.
 """

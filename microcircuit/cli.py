@@ -1,4 +1,4 @@
-"""Command line: ``microcircuit run | validate | info | models | schema``.
+"""Command line: ``microcircuit run | validate | info | sweep | models | schema``.
 
 Bad input exits non-zero with a short message naming the file and field, never a traceback.
 A run stopped by Ctrl-C or SIGTERM closes its store as ``interrupted`` (exit 130 / 143); one stopped
@@ -112,6 +112,9 @@ def apply_limit_flags(args):
 
 
 def cmd_validate(args):
+    """Load the scenario (with any ``--set`` overrides) and check it against the schema and the limits
+    without simulating; print its circuit, the microcircuit conductances where there are any, the
+    step count and the memory estimate, and the warnings. Exit 2 with the file and field on an error."""
     from .errors import printable
     from .limits import estimate_memory, fmt_bytes, current, step_count
     from .scenario import load_scenario
@@ -162,6 +165,11 @@ def cmd_resume(args):
 
 
 def cmd_run(args):
+    """Run a scenario into a Zarr store: a ``[protocol]`` scenario trains and evaluates as it
+    describes and prints its summary; otherwise the circuit is simulated for
+    ``simulation.duration`` and the ``[analysis]`` report, if any, is printed. With ``--resume STORE``
+    an interrupted run continues from its last checkpoint. Exit 2 on bad input, 3 when a plain
+    run diverges, 4 on an I/O error, 128+N when stopped by signal N."""
     from .scenario import load_scenario
     if args.resume:
         if args.scenario is not None:
@@ -244,7 +252,10 @@ def cmd_schema(args):
     return 0
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """The ``microcircuit`` argument parser with every subcommand (``sweep`` when its extra is
+    installed). :func:`main` parses with it; :func:`microcircuit.docgen.cli_markdown` walks it to
+    write the command-line reference."""
     ap = argparse.ArgumentParser(prog="microcircuit", description="Simulate cortical microcircuits that learn.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run a scenario file")
@@ -279,8 +290,12 @@ def main(argv=None):
                                        "default, unit, allowed values)")
     sc.add_argument("table", nargs="?", metavar="TABLE", help="a table, e.g. simulation or plasticity")
     sc.set_defaults(func=cmd_schema)
-    extra = _extra_commands(sub)
-    args = ap.parse_args(argv)
+    _extra_commands(sub)
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     try:
         with signals_interrupt():
             return args.func(args)

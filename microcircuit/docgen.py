@@ -660,14 +660,110 @@ def _arg_range(a):
     return f"{left}{lo}, {hi}{right}"
 
 
+# ------------------------------------------------------------------------------ command line
+def _cli_usage(parser) -> str:
+    """The usage line of ``parser`` at a fixed width (not the terminal's), without ``usage:``."""
+    import argparse
+    fmt = argparse.HelpFormatter(parser.prog, width=100)
+    fmt.add_usage(parser.usage, parser._actions, parser._mutually_exclusive_groups, prefix="")
+    return fmt.format_help().strip()
+
+
+def _cli_argument(action) -> str:
+    if not action.option_strings:
+        return action.metavar or action.dest
+    if action.nargs == 0:
+        return ", ".join(action.option_strings)
+    metavar = action.metavar or action.dest.upper()
+    return ", ".join(f"{o} {metavar}" for o in action.option_strings)
+
+
+def _cli_help(parser, action) -> str:
+    import argparse
+    text = action.help or ""
+    if "%" in text:
+        text = argparse.HelpFormatter(parser.prog)._expand_help(action)
+    if action.choices is not None and not isinstance(action.choices, dict):
+        text = (text + " " if text else "") + "One of: " + ", ".join(str(c) for c in action.choices) + "."
+    if not action.option_strings and action.nargs == "?":
+        text = "(optional) " + text
+    if isinstance(action, argparse._AppendAction):
+        text += " (may be given several times)"
+    return text.strip()
+
+
+def _cli_default(action):
+    import argparse
+    d = action.default
+    if d is None or d is False or d == [] or d is argparse.SUPPRESS or action.nargs == 0:
+        return ""
+    return _code_cell(d)
+
+
+def _cli_rows(parser):
+    import argparse
+    rows = []
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            continue
+        rows.append((_code_cell(_cli_argument(a)), _cli_help(parser, a), _cli_default(a)))
+    return rows
+
+
+def _cli_subcommands(parser):
+    """``(name, help, subparser)`` for every subcommand of ``parser``, in the order they were added."""
+    import argparse
+    out = []
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            helps = {c.dest: c.help for c in a._choices_actions}
+            out += [(name, helps.get(name, ""), sp) for name, sp in a.choices.items()]
+    return out
+
+
+def cli_markdown(parser=None) -> str:
+    """The command-line reference as markdown, walked from the argparse parser
+    (:func:`microcircuit.cli.build_parser` unless ``parser`` is given): for every subcommand its help
+    text, the docstring of the function it calls, the usage line and a table of its arguments with
+    their help and defaults. Nothing here is listed by hand, so it cannot drift from ``--help``."""
+    from . import cli
+    if parser is None:
+        parser = cli.build_parser()
+    out = ["# Command line", "",
+           "Generated from the argument parser (`microcircuit.cli.build_parser`); "
+           "`microcircuit COMMAND --help` prints the same options in the terminal.", ""]
+    if parser.description:
+        out += [md_cell(parser.description), ""]
+    out += ["```text", _cli_usage(parser), "```", ""]
+    overview = inspect.cleandoc(cli.__doc__ or "").split("\n\n", 1)   # without the summary line
+    if len(overview) > 1:
+        out += [rst_to_markdown(overview[1]).rstrip(), ""]
+    subs = _cli_subcommands(parser)
+    out.append(md_table(["command", "what it does"],
+                        [(_Raw(f"[{md_code(name)}](#microcircuit-{name})"), h or "") for name, h, _ in subs]))
+    out.append("")
+    for name, help_text, sp in subs:
+        out += [f"## microcircuit {name}", ""]
+        if help_text:
+            out += [md_cell(help_text[:1].upper() + help_text[1:]) + ("" if help_text.endswith(".") else "."), ""]
+        func = sp.get_default("func")
+        doc = inspect.getdoc(func) if func is not None else None
+        if doc:
+            out += [rst_to_markdown(doc).rstrip(), ""]
+        out += ["```text", _cli_usage(sp), "```", ""]
+        out += [md_table(["argument", "help", "default"], _cli_rows(sp)), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
 # ------------------------------------------------------------------------------------ pages
 def write_reference_pages(directory) -> list[Path]:
-    """Write ``models.md``, ``schema.md`` and ``registries.md`` into ``directory`` (created if missing)."""
+    """Write ``models.md``, ``schema.md``, ``registries.md`` and ``cli.md`` into ``directory``
+    (created if missing)."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     paths = []
     for fname, text in (("models.md", models_markdown()), ("schema.md", schema_markdown()),
-                        ("registries.md", registries_markdown())):
+                        ("registries.md", registries_markdown()), ("cli.md", cli_markdown())):
         p = d / fname
         p.write_text(text, encoding="utf-8")
         paths.append(p)

@@ -487,6 +487,9 @@ def open_sweep(path):
 
 # ------------------------------------------------------------------------------------ CLI
 def cmd_sweep(args):
+    """Run the scenario once per grid point (the cartesian product of the ``--grid`` values, times
+    ``--seeds`` seeds) on Dask workers, all into one Zarr store that opens as one xarray Dataset with
+    the sweep dims in front; a stopped sweep started again skips the completed points."""
     from .cli import apply_limit_flags
     apply_limit_flags(args)
     grid = parse_grid(args.grid)

@@ -310,16 +310,17 @@ def test_documented_choices_are_the_kernel_registries():
 
 # ------------------------------------------------------------------ pages are well-formed markdown
 def test_written_pages_are_single_title_markdown_with_well_formed_tables(tmp_path):
-    """Expect: write_reference_pages creates the folder and writes models.md, schema.md, registries.md;
+    """Expect: write_reference_pages creates the folder and writes models.md, schema.md, registries.md,
+    cli.md;
     each has exactly one '# ' title (outside code blocks) and every table row has as many unescaped
     '|' as its header. Why: the Sphinx site includes these pages; a '|' in a description (e.g.
     'none | rate') must not split a cell."""
     paths = docgen.write_reference_pages(tmp_path / "new" / "dir")
-    assert [p.name for p in paths] == ["models.md", "schema.md", "registries.md"]
+    assert [p.name for p in paths] == ["models.md", "schema.md", "registries.md", "cli.md"]
     for p in paths:
         text = p.read_text(encoding="utf-8")
         assert text == {"models.md": docgen.models_markdown(), "schema.md": docgen.schema_markdown(),
-                        "registries.md": docgen.registries_markdown()}[p.name]
+                        "registries.md": docgen.registries_markdown(), "cli.md": docgen.cli_markdown()}[p.name]
         titles, fence, header_pipes = [], False, None
         for ln in text.splitlines():
             if ln.startswith("```"):
@@ -393,3 +394,83 @@ def test_cli_unknown_name_exits_2_with_a_suggestion(capsys, argv, suggestion):
     assert err.startswith("error: unknown ") and suggestion in err and "Traceback" not in err, err
     with pytest.raises(docgen.UnknownReferenceError):
         (docgen.models_markdown if argv[0] == "models" else docgen.schema_markdown)(argv[1])
+
+
+# ------------------------------------------------------------------ the command-line reference
+def _parser_terms(parser):
+    """Every subcommand name and every option string of ``parser``, read from the parser itself."""
+    import argparse
+    subs, options = set(), set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sp in action.choices.items():
+                subs.add(name)
+                for a in sp._actions:
+                    options.update((name, o) for o in a.option_strings)
+    return subs, options
+
+
+def _section(md, name):
+    m = re.search(rf"^## microcircuit {re.escape(name)}\n(.*?)(?=^## |\Z)", md, re.S | re.M)
+    return m.group(1) if m else None
+
+
+def _missing_from_cli_markdown(parser):
+    md = docgen.cli_markdown(parser)
+    subs, options = _parser_terms(parser)
+    missing = [f"section {s}" for s in sorted(subs) if _section(md, s) is None]
+    for sub, opt in sorted(options):
+        # the option must be in the section's argument table, not only in its usage line: the
+        # option strings of a row are the first cell's words that start it or follow ", "
+        cells = re.findall(r"^\| `([^`]+)` \|", _section(md, sub) or "", re.M)
+        listed = {o for cell in cells for o in re.findall(r"(?:^|, )(-{1,2}[\w-]+)", cell)}
+        if opt not in listed:
+            missing.append(f"{sub} {opt}")
+    return md, subs, missing
+
+
+def test_cli_markdown_lists_every_subcommand_and_option_of_the_parser():
+    """Expect: one '# Command line' title; a '## microcircuit NAME' section for every subcommand
+    that build_parser() has (run, validate, info, models, schema, and sweep where installed), each
+    with the subcommand's help text, a usage line and a table row for every option string. The
+    expected set is read from the parser, so an option added to the CLI must show up."""
+    from microcircuit.cli import build_parser
+    parser = build_parser()
+    md, subs, missing = _missing_from_cli_markdown(parser)
+    assert {"run", "validate", "info", "models", "schema"} <= subs
+    assert missing == []
+    assert [ln for ln in md.splitlines() if ln.startswith("# ")] == ["# Command line"]
+    assert md == docgen.cli_markdown()                       # default parser is build_parser()
+    import argparse
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for c in action._choices_actions:                # the help text of each subcommand
+                sec = _section(md, c.dest)
+                assert docgen.md_cell(c.help[:1].upper() + c.help[1:]) in sec, c.dest
+                assert f"microcircuit {c.dest} [-h]" in sec  # its usage line
+    # positionals too: run's optional scenario, models' NAME
+    assert re.search(r"^\| `scenario` \| \(optional\)", _section(md, "run"), re.M)
+    assert re.search(r"^\| `NAME` \|", _section(md, "models"), re.M)
+    # defaults: sweep --workers 2 (when the sweep extra is installed)
+    if "sweep" in subs:
+        assert re.search(r"^\| `--workers WORKERS` \| .* \| `2` \|$", _section(md, "sweep"), re.M)
+
+
+def test_cli_markdown_check_fails_for_an_option_it_does_not_list(monkeypatch):
+    """Expect: the check above can fail. An option added to a copy of the parser appears in the
+    generated page (it is walked, not listed); and when the generator is made to skip it, the
+    check reports exactly that option as missing."""
+    import argparse
+    from microcircuit.cli import build_parser
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sub.choices["info"].add_argument("--made-up-option", metavar="X", default="7", help="a made-up option")
+    md, _, missing = _missing_from_cli_markdown(parser)
+    assert missing == []
+    assert re.search(r"^\| `--made-up-option X` \| a made-up option \| `7` \|$", _section(md, "info"), re.M)
+
+    real_rows = docgen._cli_rows
+    monkeypatch.setattr(docgen, "_cli_rows",
+                        lambda p: [r for r in real_rows(p) if "--made-up-option" not in r[0]])
+    _, _, missing = _missing_from_cli_markdown(parser)
+    assert missing == ["info --made-up-option"]

@@ -51,12 +51,15 @@ def test_key_pages_exist(html):
 
 def test_generated_reference_pages(html):
     """docs/conf.py writes the generated references at build start; each page is in the site."""
-    for name in ("models", "schema", "registries"):
+    for name in ("models", "schema", "registries", "cli"):
         text = _read(html, f"reference/generated/{name}.html")
         assert "<h1>" in text, name
     index = _read(html, "reference/index.html")
-    for name in ("models", "schema", "registries"):
+    for name in ("models", "schema", "registries", "cli"):
         assert f"generated/{name}.html" in index
+    cli = _read(html, "reference/generated/cli.html")     # one section per subcommand, linked from the table
+    for cmd in ("run", "validate", "info", "models", "schema"):
+        assert f'id="microcircuit-{cmd}"' in cli and f'href="#microcircuit-{cmd}"' in cli, cmd
 
 
 def test_api_reference_documents_the_modules(html):
