@@ -86,10 +86,11 @@ def _run_python(code: str, cwd: Path, label: str) -> subprocess.CompletedProcess
 
 
 def test_readme_has_the_blocks_this_test_expects():
-    """4 bash blocks (quick start, command line, sweeps/checkpoints, benchmarks) and 2 python blocks
-    (the main job's recording in Jupyter, the Python API): a block lost to a broken fence fails here."""
+    """5 bash blocks (quick start, command line, documentation, sweeps/checkpoints, benchmarks) and 2
+    python blocks (the main job's recording in Jupyter, the Python API): a block lost to a broken fence
+    fails here."""
     langs = [lang for lang, _ in readme_blocks()]
-    assert langs.count("bash") == 4 and langs.count("python") == 2, langs
+    assert langs.count("bash") == 5 and langs.count("python") == 2, langs
 
 
 @pytest.mark.slow
@@ -113,5 +114,5 @@ def test_every_readme_command_runs(tmp_path):
                                           f"ran: {cmd}\n{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}")
             ran += 1
     assert sorted(used) == list(range(len(TRANSFORMS))), f"transformations applied: {used}"
-    # 13 bash lines (quick start 2, command line 5, sweeps 3, benchmarks 3) and 2 python blocks
-    assert ran == 15, f"{ran} commands and blocks ran"
+    # 15 bash lines (quick start 2, command line 5, documentation 2, sweeps 3, benchmarks 3) and 2 python blocks
+    assert ran == 17, f"{ran} commands and blocks ran"
