@@ -99,7 +99,9 @@ def conductance_table(prog_or_circuit) -> str:
         if p.model not in ("pyramidal", "output_pyramidal", "interneuron"):
             continue
         g = _microcircuit_conductances(p)
-        gt = g["g_lk"] + (g["g_D"] if p.model == "interneuron" else g["g_B"]) + \
+        # g_tot of the soma: interneurons are always nudged (g_som), hidden pyramids couple the apical
+        # compartment (g_A); the output pyramid is shown free (its g_som only acts while a target is on)
+        gt = g["g_lk"] + (g["g_D"] + g["g_som"] if p.model == "interneuron" else g["g_B"]) + \
             (g["g_A"] if p.model == "pyramidal" else 0.0)
         src = p.params.get("morphology") and f"morphology {p.params['morphology']}" or \
             f"preset {p.params.get('preset', 'sacramento2018')}"

@@ -147,6 +147,12 @@ def expand_templates(data: dict, problems: list, origins: dict | None = None):
     for i, t in V.array_of_tables(temps, "templates"):
         path = f"templates[{i}]"
         V.table(t, S.TEMPLATE, path)
+        if t.get("kind") == "dendritic_microcircuit":
+            _expand_microcircuit(t, path, data, pops, projs, V, origins)
+            continue
+        for k in S.TEMPLATE_MICROCIRCUIT_ONLY:
+            if k in t:
+                V.add(f"{path}.{k}", "only read by kind = \"dendritic_microcircuit\"")
         sizes = t.get("sizes")
         if not isinstance(sizes, list) or len(sizes) < 2 or not all(
                 isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes):
@@ -186,6 +192,77 @@ def expand_templates(data: dict, problems: list, origins: dict | None = None):
     problems.extend(V.problems)
     data.pop("templates", None)
     return data
+
+
+def _number_or_list(v):
+    ok = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+    return v is None or ok(v) or (isinstance(v, list) and len(v) > 0 and all(ok(x) for x in v))
+
+
+def _expand_microcircuit(t, path, data, pops, projs, V, origins):
+    """``kind = "dendritic_microcircuit"``: the populations and projections that
+    :func:`microcircuit.microcircuit.dendritic_microcircuit` builds from the same arguments (weights
+    written as arrays, so the expanded scenario is the Python-built circuit, weight for weight)."""
+    from ..microcircuit import dendritic_microcircuit
+    for k in S.TEMPLATE_LAYERED_ONLY:
+        if k in t:
+            V.add(f"{path}.{k}", "not read by kind = \"dendritic_microcircuit\" (layered only)")
+    sizes = t.get("sizes")
+    if not isinstance(sizes, list) or len(sizes) < 3 or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes):
+        V.add(f"{path}.sizes", "must be an array of at least three integers >= 1: input, >= 1 hidden, output "
+                               "(e.g. [9, 50, 20, 3])")
+        return
+    N = len(sizes) - 1
+    eta = {}
+    for key, n in (("up", N), ("ip", N - 1), ("pi", N - 1), ("down", N - 1)):
+        v = t.get(f"eta_{key}")
+        if not _number_or_list(v):
+            V.add(f"{path}.eta_{key}", f"expected a number >= 0 or a list of them, got {v!r:.40}")
+        elif isinstance(v, list) and len(v) != n:
+            V.add(f"{path}.eta_{key}", f"needs 1 or {n} values, got {len(v)}")
+        elif v is not None:
+            eta[key] = v
+    w_max = t.get("w_max")
+    if not _number_or_list(w_max) or (isinstance(w_max, list) and len(w_max) not in (1, 2)):
+        V.add(f"{path}.w_max", f"expected a number > 0 or [hidden, output], got {w_max!r:.40}")
+        w_max = None
+    sim = data.get("simulation") if isinstance(data.get("simulation"), dict) else {}
+    seed = t.get("seed", sim.get("seed", 0))
+    names = {p.get("name") for p in pops if isinstance(p, dict)}
+    if V.problems:
+        return
+    try:
+        c = dendritic_microcircuit(
+            sizes, preset=t.get("preset", "bern"), latent_equilibrium=bool(t.get("latent_equilibrium", False)),
+            activation=t.get("activation", "softplus"), top_down=t.get("top_down", "fixed"), eta=eta,
+            tau_w=float(t.get("tau_w", 0.0)), w_max=w_max, init=t.get("init", "self_predicting"),
+            seed=seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0,
+            sigma=float(t.get("sigma", 0.0)), weight_scale=float(t.get("weight_scale", 1.0)))
+    except (MicrocircuitError, ValueError, TypeError) as e:
+        V.add(path, str(e))
+        return
+    for p in c.populations:
+        if p.name in names:
+            V.add(path, f"population '{p.name}' already exists (the template makes input, pyr1.., output, "
+                        f"inter1..)")
+            continue
+        j = 0 if p.name == "input" else N if p.name == "output" else \
+            int(p.name[3:]) if p.name.startswith("pyr") else int(p.name[5:]) + 1
+        origins[f"populations[{len(pops)}].size"] = f"{path}.sizes[{j}]"
+        pops.append({"name": p.name, "model": p.model, "size": p.size,
+                     **{k: v for k, v in p.params.items() if v is not None}})
+    for pr in c.projections:
+        d = {"name": pr.name, "pre": pr.pre, "post": pr.post, "target": pr.target, "signal": pr.signal}
+        if pr.connector.get("kind", "all_to_all") != "all_to_all":
+            d["connector"] = dict(pr.connector)
+        w = dict(pr.weights)
+        if w.get("dist") == "array":
+            w["value"] = [[float(x) for x in row] for row in w["value"]]
+        d["weights"] = w
+        if pr.rule != "none":
+            d["plasticity"] = dict(pr.plasticity)
+        projs.append(d)
 
 
 @dataclass

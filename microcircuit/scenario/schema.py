@@ -221,7 +221,10 @@ OUTPUT = {
 }
 
 TEMPLATE = {
-    "kind": Field("str", True, choices=("layered",), doc="layered: a feed-forward stack of rate populations"),
+    "kind": Field("str", True, choices=("layered", "dendritic_microcircuit"),
+                  doc="layered: a feed-forward stack of rate populations; dendritic_microcircuit: the "
+                      "dendritic-error microcircuit (populations input, pyr1.., output, inter1..; projections "
+                      "up/down/ip/pi/nudge, as microcircuit.microcircuit.dendritic_microcircuit builds it)"),
     "sizes": Field("list", True, doc="layer sizes, input first"),
     "hidden": Field("table", False, doc="rate-neuron parameters of hidden layers"),
     "output": Field("table", False, doc="rate-neuron parameters of the output layer"),
@@ -234,7 +237,41 @@ TEMPLATE = {
     "prefix": Field("str", False, "layer", doc="population names <prefix>0, <prefix>1, ..."),
     "input": Field("str", False, doc="name of the input population (default <prefix>0; reused if it exists)"),
     "output_name": Field("str", False, doc="name of the output population (default <prefix><n>)"),
+    # kind = "dendritic_microcircuit" only (the arguments of dendritic_microcircuit())
+    "preset": Field("str", False, "bern", choices=("bern", "sacramento2018"),
+                    doc="dendritic_microcircuit: conductance preset"),
+    "latent_equilibrium": Field("bool", False, False,
+                                doc="dendritic_microcircuit: LE neurons (send phi(u + du/dt / g_tot)); false: "
+                                    "the original microcircuit"),
+    "activation": Field("str", False, "softplus", doc="dendritic_microcircuit: transfer function phi"),
+    "init": Field("str", False, "self_predicting", choices=("self_predicting", "random"),
+                  doc="dendritic_microcircuit: self_predicting (up/down random, ip/pi in the closed form of "
+                      "the self-predicting state, v_A = 0 on any held input) or random (all U(-s, s))"),
+    "seed": Field("int", False, low=0, doc="dendritic_microcircuit: seed of the weights (default simulation.seed)"),
+    "weight_scale": Field("float", False, 1.0, low=0.0, strict_low=True,
+                          doc="dendritic_microcircuit: weights U(-s, s)"),
+    "sigma": Field("float", False, 0.0, low=0.0, doc="dendritic_microcircuit: somatic noise amplitude",
+                   unit="1/sqrt(ms)"),
+    "top_down": Field("str", False, "fixed", choices=("fixed", "learned"),
+                      doc="dendritic_microcircuit: down weights fixed, or learned (rule target_prop, eta_down)"),
+    "eta_up": Field("any", False, doc="dendritic_microcircuit: learning rate of up1..upN, a number or one per "
+                                      "weight layer (len(sizes) - 1); 0: fixed", unit="1/ms"),
+    "eta_ip": Field("any", False, doc="dendritic_microcircuit: rate of ip1.., a number or one per hidden layer",
+                    unit="1/ms"),
+    "eta_pi": Field("any", False, doc="dendritic_microcircuit: rate of pi1.. (apical homeostasis), a number or "
+                                      "one per hidden layer", unit="1/ms"),
+    "eta_down": Field("any", False, doc="dendritic_microcircuit: rate of down1.. (top_down = learned), a number "
+                                        "or one per hidden layer", unit="1/ms"),
+    "w_max": Field("any", False, doc="dendritic_microcircuit: clip |W_up|: a number or [hidden, output] "
+                                     "(LE code: [4, 5])"),
+    "tau_w": Field("float", False, 0.0, low=0.0, doc="dendritic_microcircuit: low-pass of weight changes "
+                                                     "(0: unfiltered)", unit="ms"),
 }
+# template keys that only one kind reads (the others are rejected for the other kind)
+TEMPLATE_LAYERED_ONLY = ("hidden", "output", "weights", "eta", "eta_factors", "feedback", "prefix", "input",
+                         "output_name")
+TEMPLATE_MICROCIRCUIT_ONLY = ("preset", "latent_equilibrium", "activation", "init", "seed", "weight_scale",
+                              "sigma", "top_down", "eta_up", "eta_ip", "eta_pi", "eta_down", "w_max", "tau_w")
 
 PROTOCOL = {
     # a scenario's [protocol] table (microcircuit.protocols.run_protocol): supervised learning from a data set

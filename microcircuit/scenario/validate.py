@@ -406,7 +406,41 @@ def validate(data, source=None, base_dir=None):
         V.table(data["output"], S.OUTPUT, "output")
     if "protocol" in data:
         _check_protocol(V, data["protocol"], pops)
+    _check_deep_le_scheme(V, data)
     return V.problems
+
+
+def _check_deep_le_scheme(V, data):
+    """Refuse a plastic LE microcircuit with >= 2 hidden layers under the synchronous scheme: there an
+    interneuron is nudged by a *hidden* pyramid (ŭ of the previous step), so at every input switch the
+    lower pyramid's apical input W_down r_P(t) is cancelled by W_PI r_I lagging one step; under LE the
+    switch is a full jump (no membrane low-pass), and the plastic forward weights learn the spurious
+    apical error until they diverge (9-50-20-3 Bars: NaN at step 43 with batch 8; the reference LE code
+    diverges at the same step). The sequential scheme updates the interneurons after the pyramids, so
+    the cancellation is exact."""
+    sim = data.get("simulation") if isinstance(data.get("simulation"), dict) else {}
+    if sim.get("scheme", "synchronous") != "synchronous":
+        return
+    popl = [p for p in data.get("populations") or [] if isinstance(p, dict)]
+    projl = [p for p in data.get("projections") or [] if isinstance(p, dict)]
+    model = {p.get("name"): p.get("model") for p in popl}
+    le = {p.get("name") for p in popl if p.get("latent_equilibrium") is True}
+    plastic = any(isinstance(pr.get("plasticity"), dict) and pr["plasticity"].get("rule") == "urbanczik_senn"
+                  and _num(pr["plasticity"].get("eta", 0)) and pr["plasticity"].get("eta", 0) > 0
+                  and model.get(pr.get("post")) in ("pyramidal", "output_pyramidal") for pr in projl)
+    if not plastic:
+        return
+    for pr in projl:
+        post, pre = pr.get("post"), pr.get("pre")
+        if pr.get("target") == "nudge" and model.get(post) == "interneuron" and model.get(pre) == "pyramidal" \
+                and post in le:
+            V.add("simulation.scheme",
+                  f"a learning LE microcircuit with >= 2 hidden layers diverges under the synchronous scheme: "
+                  f"interneuron '{post}' is nudged by hidden pyramid '{pre}' one step late, so at each input "
+                  f"switch the apical error of the layer below is not cancelled and the plastic forward "
+                  f"weights learn it until they blow up (9-50-20-3 Bars: NaN at step 43). "
+                  f'Use scheme = "sequential" (interneurons see the current step; exact cancellation)')
+            return
 
 
 def _check_protocol(V, proto, pops):
