@@ -302,7 +302,8 @@ def test_bad_dataset_args_rejected_at_load(tmp_path, args, path, text):
 def test_registry_declares_every_argument():
     """Each registered loader takes exactly the declared arguments (no hidden, unchecked ones)."""
     import inspect
-    assert set(DATASETS) == {"yin_yang", "bars", "digits", "mnist1d", "teacher_student", "mnist", "cifar10"}
+    assert set(DATASETS) == {"yin_yang", "bars", "digits", "mnist1d", "teacher_student", "mnist", "cifar10",
+                            "mnist_idx", "speech_shaped"}
     for name, e in DATASETS.items():
         params = inspect.signature(e.loader).parameters
         assert set(e.args) == set(params), name

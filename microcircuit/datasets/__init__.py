@@ -14,6 +14,8 @@ Every generator is a pure function of its arguments and seed and records them in
 ``lagline_input``           GLE LagLine input stream ``(T, batch, 1)``
 ``lagnet_input``            GLE LagNet input stream ``(T, 1, 1)``
 ``mnist`` / ``cifar10``     optional loaders from a cache dir (no network, no pickle)
+``mnist_idx``               MNIST from four IDX files at given paths (safe IDX parser)
+``speech_shaped``           synthetic 32-channel, 12-class series (GLE speech-commands shape)
 ==========================  ==========================================================
 
 :data:`DATASETS` (:mod:`.registry`) lists the data sets a scenario's ``[protocol] dataset`` may
@@ -26,8 +28,10 @@ from .digits import digits
 from .downloads import DatasetNotAvailableError, cifar10, mnist
 from .fourier import fourier_synthesis, sawtooth
 from .gle_inputs import lagline_input, lagnet_input, square_wave
+from .idx import mnist_idx, read_idx
 from .mnist1d import mnist1d
 from .registry import DATASETS, DatasetEntry
+from .speech import speech_shaped
 from .teacher_student import soft_rectifier, teacher_rates, teacher_student
 from .yinyang import yin_yang, yin_yang_class
 
@@ -48,9 +52,12 @@ __all__ = [
     "lagnet_input",
     "mnist",
     "mnist1d",
+    "mnist_idx",
     "one_hot",
+    "read_idx",
     "sawtooth",
     "soft_rectifier",
+    "speech_shaped",
     "square_wave",
     "teacher_rates",
     "teacher_student",

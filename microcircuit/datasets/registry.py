@@ -24,7 +24,9 @@ from .base import DatasetError
 from .bars import bars
 from .digits import digits
 from .downloads import cifar10, cifar10_file_problems, mnist, mnist_file_problems
+from .idx import mnist_idx
 from .mnist1d import mnist1d
+from .speech import speech_shaped
 from .teacher_student import teacher_student
 from .yinyang import yin_yang
 
@@ -37,7 +39,8 @@ _PATH_MAX = 4096
 
 @dataclass(frozen=True)
 class Arg:
-    """One keyword argument: ``type`` is "int", "float", "bool", "path" or "ints" (``length`` ints)."""
+    """One keyword argument: ``type`` is "int", "float", "bool", "path" (a folder), "file" or "ints"
+    (``length`` ints)."""
     type: str
     low: float | None = None
     high: float | None = None
@@ -70,6 +73,12 @@ def _count(doc, low=0):
 
 
 _CACHE = Arg("path", doc="folder holding the files (default $MICROCIRCUIT_CACHE or ~/.cache/microcircuit)")
+
+
+def _idx_file(doc):
+    return Arg("file", doc=doc + " (IDX, optionally .gz; a relative path is relative to the working directory, "
+               "like cache_dir)")
+
 
 DATASETS: Mapping[str, DatasetEntry] = {e.name: e for e in (
     DatasetEntry("yin_yang", yin_yang, {
@@ -111,6 +120,27 @@ DATASETS: Mapping[str, DatasetEntry] = {e.name: e for e in (
         "n_val": _count("last training images used for validation"),
         "cache_dir": _CACHE,
     }, "CIFAR-10 binary version from <cache>/cifar-10-batches-bin (no network)", cifar10_file_problems),
+    # no file_problems: the bundled scenario names files a fresh machine lacks and must still validate;
+    # the loader raises "file not found: get it from ..." when the run starts
+    DatasetEntry("mnist_idx", mnist_idx, {
+        "train_images": _idx_file("training images, e.g. train-images-idx3-ubyte.gz"),
+        "train_labels": _idx_file("training labels, e.g. train-labels-idx1-ubyte.gz"),
+        "test_images": _idx_file("test images, e.g. t10k-images-idx3-ubyte.gz"),
+        "test_labels": _idx_file("test labels, e.g. t10k-labels-idx1-ubyte.gz"),
+        "n_val": _count("last training images used for validation"),
+        "scale": Arg("float", 0.0, None, strict_low=True, doc="pixel divisor (255)"),
+    }, "MNIST from the four IDX files whose paths are given (no network, safe IDX parser)"),
+    DatasetEntry("speech_shaped", speech_shaped, {
+        "n_train": _count("training samples"), "n_val": _count("validation samples"),
+        "n_test": _count("test samples"),
+        "n_steps": Arg("int", 1, 100_000, doc="steps per sample"),
+        "n_channels": Arg("int", 1, 1024, doc="inputs per step (32 mel bins)"),
+        "n_classes": Arg("int", 1, 1000, doc="classes (12 keywords)"),
+        "n_formants": Arg("int", 1, 16, doc="formant tracks per class"),
+        "noise": Arg("float", 0.0, 1e6, doc="Gaussian noise before per-sample normalisation"),
+        "seed": _seed(),
+    }, "synthetic 12-class time series of the GLE speech-commands shape (32 channels x 800 steps); "
+       "samples x steps x channels <= 5e7"),
 )}
 
 
@@ -157,12 +187,13 @@ def _check_value(v, a: Arg) -> str | None:
         return _bounds(float(v), a)
     if a.type == "bool":
         return None if isinstance(v, bool) else f"expected true or false, got {_tname(v)} {v!r}"
-    if a.type == "path":
+    if a.type in ("path", "file"):
+        what = "folder path" if a.type == "path" else "file path"
         if not isinstance(v, (str, os.PathLike)):
-            return f"expected a folder path (string), got {_tname(v)} {v!r}"
+            return f"expected a {what} (string), got {_tname(v)} {v!r}"
         s = os.fspath(v)
         if not isinstance(s, str) or not s or "\x00" in s or len(s) > _PATH_MAX:
-            return f"expected a non-empty folder path without NUL characters (at most {_PATH_MAX} characters)"
+            return f"expected a non-empty {what} without NUL characters (at most {_PATH_MAX} characters)"
         return None
     if a.type == "ints":
         if not isinstance(v, (list, tuple)) or (a.length is not None and len(v) != a.length):
