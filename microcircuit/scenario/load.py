@@ -194,6 +194,9 @@ def expand_templates(data: dict, problems: list, origins: dict | None = None):
     return data
 
 
+MAX_TEMPLATE_WEIGHTS = 5_000_000
+
+
 def _number_or_list(v):
     ok = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
     return v is None or ok(v) or (isinstance(v, list) and len(v) > 0 and all(ok(x) for x in v))
@@ -214,6 +217,14 @@ def _expand_microcircuit(t, path, data, pops, projs, V, origins):
                                "(e.g. [9, 50, 20, 3])")
         return
     N = len(sizes) - 1
+    # the template writes every weight matrix out as an array (up, down, ip, pi: about 4 n_k n_k+1 per
+    # layer); refuse sizes whose arrays would not fit before drawing them
+    n_w = sum(sizes[k] * sizes[k + 1] for k in range(N)) + 3 * sum(sizes[k] * sizes[k + 1] for k in range(1, N))
+    if n_w > MAX_TEMPLATE_WEIGHTS:
+        V.add(f"{path}.sizes", f"{n_w:.3g} weights; a dendritic_microcircuit template writes them out as arrays, "
+                               f"at most {MAX_TEMPLATE_WEIGHTS:.0e} (build larger circuits with "
+                               f"microcircuit.microcircuit.dendritic_microcircuit in Python)")
+        return
     eta = {}
     for key, n in (("up", N), ("ip", N - 1), ("pi", N - 1), ("down", N - 1)):
         v = t.get(f"eta_{key}")

@@ -421,10 +421,14 @@ def _check_deep_le_scheme(V, data):
     sim = data.get("simulation") if isinstance(data.get("simulation"), dict) else {}
     if sim.get("scheme", "synchronous") != "synchronous":
         return
-    popl = [p for p in data.get("populations") or [] if isinstance(p, dict)]
-    projl = [p for p in data.get("projections") or [] if isinstance(p, dict)]
-    model = {p.get("name"): p.get("model") for p in popl}
-    le = {p.get("name") for p in popl if p.get("latent_equilibrium") is True}
+    pops, projs = data.get("populations"), data.get("projections")
+    if not isinstance(pops, list) or not isinstance(projs, list):
+        return
+    popl = [p for p in pops if isinstance(p, dict) and isinstance(p.get("name"), str)]
+    projl = [p for p in projs if isinstance(p, dict) and isinstance(p.get("pre"), str)
+             and isinstance(p.get("post"), str)]
+    model = {p["name"]: p.get("model") for p in popl}
+    le = {p["name"] for p in popl if p.get("latent_equilibrium") is True}
     plastic = any(isinstance(pr.get("plasticity"), dict) and pr["plasticity"].get("rule") == "urbanczik_senn"
                   and _num(pr["plasticity"].get("eta", 0)) and pr["plasticity"].get("eta", 0) > 0
                   and model.get(pr.get("post")) in ("pyramidal", "output_pyramidal") for pr in projl)
