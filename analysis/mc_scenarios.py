@@ -151,7 +151,8 @@ def self_prediction(n_patterns=40, seed=0):
         "weights U(-1, 1), no target (the output is not nudged), forward and top-down weights fixed; only",
         "the lateral weights learn: W_IP (Urbanczik-Senn, eta 2.375e-4 /ms) and W_PI (apical homeostasis",
         "dW_PI = -eta v_A r_I^T, eta 5e-4 /ms), tau_w 30 ms. Inputs: 40 patterns U(0, 1) held 100 ms each",
-        "(mc_self_prediction_input.npy; switched abruptly, the analysis script low-passes them with 3 ms).",
+        "(mc_self_prediction_input.npy), low-passed with 3 ms as in the paper (filter_tau: exact exponential",
+        "filter of the held rows, from rest), the same input as the analysis script's tau_in = 3 ms.",
         "Recorded: the apical potential v_A of pyr1. As W_PI -> -W_down and W_IP -> the closed form, the",
         "interneurons cancel the top-down input and v_A -> 0.",
         "Expected: mean v_A^2 over the last 10 ms of a pattern falls >= 50x from pattern 1 to pattern 20",
@@ -163,7 +164,7 @@ def self_prediction(n_patterns=40, seed=0):
                                   "description": "self-predicting state emerges from random weights (no target)"}),
               _table("simulation", {"dt": 0.1, "duration": 100.0 * n_patterns, "seed": seed}),
               ["[[stimuli]]", 'name = "patterns"', 'target = "input"', 'kind = "rate"', 'waveform = "array"',
-               'file = "mc_self_prediction_input.npy"', "hold_steps = 1000", ""],
+               'file = "mc_self_prediction_input.npy"', "hold_steps = 1000", "filter_tau = 3.0", ""],
               ["[[recordings]]", 'population = "pyr1"', 'variables = ["v_A"]', "stride = 10", ""]]
     rw = {p.name: uni for p in c.projections if p.name.startswith(("up", "down", "ip", "pi"))}
     write("mc_self_prediction", header, tables, circuit_toml(c, rw))

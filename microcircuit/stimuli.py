@@ -206,9 +206,17 @@ class ArrayStimulus(Stimulus):
     """Values from an array (``(T, n)`` or ``(T, n, batch)``, or ``(T,)``), held for
     ``hold_steps`` simulation steps per row; after the last row the array repeats if
     ``repeat`` else the last row is held. Load from ``.npy``, ``.npz`` (``key``) or a Zarr array
-    (``key`` = array path) with :func:`load_array`."""
+    (``key`` = array path) with :func:`load_array`.
 
-    def __init__(self, target, array, hold_steps=1, repeat=False, **kw):
+    ``filter_tau`` (ms, 0 = off): the held rows pass through an exponential low-pass (Sacramento et
+    al. 2018: inputs filtered with 3 ms at the switches), exact for the piecewise-constant input:
+    on row m (from step ``t_m = m hold_steps``) ``x(k) = p_m + (s_m - p_m) exp(-(k - t_m) dt / tau)``,
+    with ``s_m`` the filtered value at the switch and ``s_0 = 0`` (the filter starts at rest; before
+    step 0 the value is 0). ``s_m`` follows in closed form from the hold schedule (with ``repeat``,
+    through the periodic fixed point of one cycle), so a value depends only on its step index: chunked
+    and unchunked runs see the same bits."""
+
+    def __init__(self, target, array, hold_steps=1, repeat=False, filter_tau=0.0, **kw):
         super().__init__(target, **kw)
         raw = np.asarray(array)
         if not is_real_dtype(raw.dtype):      # float() would drop an imaginary part silently
@@ -222,18 +230,79 @@ class ArrayStimulus(Stimulus):
         if not np.all(np.isfinite(self.array)):
             raise StimulusError(f"stimulus '{self.name}': array contains NaN or Inf")
         self.hold_steps, self.repeat = max(int(hold_steps), 1), repeat
+        self.filter_tau = float(filter_tau)
+        if not (math.isfinite(self.filter_tau) and self.filter_tau >= 0):
+            raise StimulusError(f"stimulus '{self.name}': filter_tau must be a finite number >= 0 (ms), "
+                                f"got {filter_tau!r}")
+        self._filt = None
 
     def _row_of_step(self, steps):
         idx = np.maximum(steps, 0) // self.hold_steps
         T = self.array.shape[0]
         return idx % T if self.repeat else np.minimum(idx, T - 1)
 
+    def _switch_values(self, dt):
+        """(A, s, s_star): per-row decay over one hold, the filtered values at the switches of the
+        first cycle (rows 0..T-1, then T..2T-1 for ``repeat``) and, with ``repeat``, the periodic
+        fixed point of the switch values."""
+        if self._filt is None or self._filt[0] != dt:
+            A = math.exp(-self.hold_steps * dt / self.filter_tau)
+            T = self.array.shape[0]
+            n_rows = 2 * T if self.repeat else T
+            s = np.empty((n_rows,) + self.array.shape[1:])
+            x = np.zeros(self.array.shape[1:])
+            for m in range(n_rows):
+                s[m] = x
+                p = self.array[m % T]
+                x = p + (x - p) * A
+            s_star = None
+            if self.repeat:
+                AT = A ** T
+                # cycle map s_{m+T} = A^T s_m + b_m; fixed point b_m / (1 - A^T)
+                s_star = (s[T:] - AT * s[:T]) / (1.0 - AT) if AT < 1.0 else s[:T].copy()
+            self._filt = (dt, A, s, s_star)
+        return self._filt
+
+    def _filtered(self, steps, dt):
+        _, A, s, s_star = self._switch_values(dt)
+        T = self.array.shape[0]
+        k = np.maximum(steps, 0)
+        m = k // self.hold_steps
+        el_steps = k - m * self.hold_steps
+        if self.repeat:
+            j, c = m % T, m // T
+            AT = A ** T
+            start = s_star[j] + (s[j] - s_star[j]) * _scalar_map(lambda v: AT ** v, c).reshape(
+                (-1,) + (1,) * (s.ndim - 1))
+            row = self.array[j]
+        else:
+            mc = np.minimum(m, T - 1)
+            el_steps = k - mc * self.hold_steps       # after the last row: the last row held, still filtered
+            start, row = s[mc], self.array[mc]
+        tau = self.filter_tau
+        dec = _scalar_map(lambda v: math.exp(-v * dt / tau), el_steps).reshape((-1,) + (1,) * (s.ndim - 1))
+        x = row + (start - row) * dec
+        if np.any(steps < 0):
+            x[steps < 0] = 0.0
+        return x
+
     def _values(self, t, steps, dt):
+        if self.filter_tau > 0:
+            return self._filtered(np.asarray(steps), dt)
         return self.array[self._row_of_step(steps)]
 
     def rows(self, k0, k1, dt, n, batch):
+        if self.filter_tau > 0:        # every step a different value
+            return Stimulus.rows(self, k0, k1, dt, n, batch)
         uniq, inv = np.unique(self._row_of_step(np.arange(k0, k1) - self.delay_steps), return_inverse=True)
         return self._shaped(self.array[uniq], n, batch), inv.reshape(-1)
+
+
+def _scalar_map(f, ints):
+    """``f`` of each integer in ``ints`` through Python's scalar math (numpy's vectorized exp may round a
+    value differently by its position in the array: a chunk boundary would change bits)."""
+    u, inv = np.unique(np.asarray(ints), return_inverse=True)
+    return np.array([f(int(v)) for v in u], dtype=float)[inv.reshape(-1)]
 
 
 def load_array(path, key=None, source="stimulus") -> np.ndarray:

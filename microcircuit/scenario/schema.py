@@ -192,7 +192,11 @@ WAVEFORM_FIELDS = {
     "array": {"file": Field("str", True, doc=".npy / .npz / .zarr of shape (T,), (T, n) or (T, n, batch)"),
               "key": Field("str", doc="array name inside a .npz / .zarr file"),
               "hold_steps": Field("int", default=1, low=1, doc="steps each row is held", unit="steps"),
-              "repeat": Field("bool", default=False, doc="after the last row start again (false: hold the last row)")},
+              "repeat": Field("bool", default=False, doc="after the last row start again (false: hold the last row)"),
+              "filter_tau": Field("float", default=0.0, low=0.0,
+                                  doc="exponential low-pass of the held rows, exact per step from the hold "
+                                      "schedule, starting at rest (0); 0: off (Sacramento 2018: 3 ms)",
+                                  unit="ms")},
 }
 
 RECORDING = {
