@@ -79,13 +79,48 @@ def _amp(a):
 
 
 class Step(Stimulus):
-    """``x(t) = baseline + amplitude * [start <= t < stop]``."""
+    """``x(t) = baseline + amplitude * [start <= t < stop]``.
 
-    def __init__(self, target, amplitude=1.0, start=0.0, stop=math.inf, baseline=0.0, **kw):
+    ``filter_tau`` (ms, 0 = off): the step passes through an exact exponential low-pass, per step
+    from the first step on (k_on) and the first step off (k_off): ``baseline + amplitude f(k)`` with
+    ``f = 1 - exp(-(k - k_on) dt / tau)`` while on and ``f(k_off) exp(-(k - k_off) dt / tau)`` after;
+    a pure function of the step index (chunking keeps the bits)."""
+
+    def __init__(self, target, amplitude=1.0, start=0.0, stop=math.inf, baseline=0.0, filter_tau=0.0, **kw):
         super().__init__(target, **kw)
         self.amplitude, self.start, self.stop, self.baseline = _amp(amplitude), start, stop, _amp(baseline)
+        self.filter_tau = float(filter_tau)
+        if not (math.isfinite(self.filter_tau) and self.filter_tau >= 0):
+            raise StimulusError(f"stimulus '{self.name}': filter_tau must be a finite number >= 0 (ms), "
+                                f"got {filter_tau!r}")
+
+    def _first_step(self, t_edge, dt):
+        """The smallest step k with k dt >= t_edge - 1e-9 dt (the on/off test of _values)."""
+        if not math.isfinite(t_edge) or abs(t_edge / dt) > 2.0 ** 62:
+            return math.inf if t_edge > 0 else -math.inf
+        k = math.ceil((t_edge - 1e-9 * dt) / dt)
+        while (k - 1) * dt >= t_edge - 1e-9 * dt:
+            k -= 1
+        while k * dt < t_edge - 1e-9 * dt:
+            k += 1
+        return k
 
     def _values(self, t, steps, dt):
+        if self.filter_tau > 0:
+            k_on, k_off = self._first_step(self.start, dt), self._first_step(self.stop, dt)
+            steps = np.asarray(steps)
+            f = np.zeros(steps.shape)
+            tau = self.filter_tau
+            decay = lambda v: math.exp(-v * dt / tau)
+            if k_off > k_on:
+                on = (steps >= k_on) & (steps < k_off)
+                if on.any():
+                    f[on] = 1.0 - _scalar_map(decay, steps[on] - k_on)
+                after = steps >= k_off
+                if after.any():
+                    f_off = 1.0 - decay(k_off - k_on) if math.isfinite(k_on) else 1.0
+                    f[after] = f_off * _scalar_map(decay, steps[after] - k_off)
+            return self.baseline[None, :] + f[:, None] * self.amplitude[None, :]
         on = ((t >= self.start - 1e-9 * dt) & (t < self.stop - 1e-9 * dt)).astype(float)
         return self.baseline[None, :] + on[:, None] * self.amplitude[None, :]
 
