@@ -119,14 +119,16 @@ def test_synchronous_deep_le_microcircuit_fails_fast_naming_the_cause():
 
 
 def test_deep_bars_scenario_learns_reduced():
-    """scenarios/mc_deep_bars.toml (9-50-20-3 LE template, sequential scheme) reduced to 60
-    epochs: measured train accuracy 100 % from epoch ~25 on (seed 0; full 300-epoch file:
-    train_eval 100 %). Chance is 1/3 and the untrained circuit is at 50 % (epoch 0, measured);
-    we require 100 % train accuracy at epoch 60."""
-    sc = load_scenario(SCEN / "mc_deep_bars.toml", ["protocol.epochs=60", "protocol.eval_every=60",
-                                                      'protocol.phases=["train"]'])
+    """scenarios/mc_deep_bars.toml (9-50-20-3 LE template, sequential scheme) reduced to 200 of
+    its 300 epochs: accuracy in evaluation (no nudging, no plasticity, phase train_eval) is
+    measured 37.5 % at epoch 0, 87.5 % at epoch 100 and 100 % at epoch 200 (seed 0; the
+    full file: 50 / 87.5 / 75 / 100 / 100 / 100 % at epochs 50..300). We require 100 % at epoch 200 and <= 50 % untrained
+    (chance 1/3; 8 patterns, so one error is 87.5 %)."""
+    sc = load_scenario(SCEN / "mc_deep_bars.toml", ["protocol.epochs=200", "protocol.eval_every=200"])
     res = run_protocol(sc, output=None, progress=False)
-    assert res.final("train_accuracy") == 1.0, res.summary()
+    acc = res.metrics["train_eval_accuracy"]
+    assert acc[0] <= 0.5, res.summary()
+    assert res.final("train_eval_accuracy") == 1.0, res.summary()
 
 
 def test_template_refuses_sizes_too_large_to_write_out():
