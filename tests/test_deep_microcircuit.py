@@ -101,17 +101,23 @@ def test_template_self_predicting_start_has_zero_apical_potential(scheme):
 
 
 def test_synchronous_deep_le_microcircuit_fails_fast_naming_the_cause():
-    """A learning LE microcircuit with 2 hidden layers under the synchronous scheme diverges
-    (measured: NaN in inter1 at step 43 with the mc_deep_bars rates, pyr2 at step 285 with only the
-    forward weights learning; with all rates 0 it stays finite): inter1 is nudged by pyr2 one step
-    late. Validation refuses it and names the fix; the 1-hidden-layer bars_microcircuit (nudged by
-    the output) and the frozen deep circuit are still accepted."""
+    """A learning LE microcircuit with 2 hidden layers under the synchronous scheme diverges when
+    the per-step learning gain dt * eta_up is large (measured on 9-50-20-3 Bars, eta_up = 2 /ms:
+    NaN at dt 0.1 ms (step 908) and 0.05 ms (step 3563); 100 % at dt 0.02 and 0.01 ms and in the
+    sequential scheme; all rates 0: finite; interneuron g_som = 0: still NaN, so not the nudge delay
+    alone). Validation refuses dt * eta = 0.2 > 0.05 naming the cause and the fixes (sequential, or
+    dt <= 0.05 / 2 = 0.025 ms); it accepts dt = 0.02 ms, the frozen circuit and the shallow
+    bars_microcircuit (interneuron nudged by the output)."""
     d = _template_scenario()
     d["simulation"]["scheme"] = "synchronous"
     with pytest.raises(ScenarioError) as e:
         scenario_from_dict(d)
     msg = str(e.value)
-    assert "simulation.scheme" in msg and "one step late" in msg and 'scheme = "sequential"' in msg
+    assert "simulation.scheme" in msg and "0.1 * 2 = 0.2" in msg and 'scheme = "sequential"' in msg
+    assert "dt <= 0.025 ms" in msg
+    small = copy.deepcopy(d)
+    small["simulation"]["dt"] = 0.02
+    scenario_from_dict(small)
     frozen = _template_scenario(eta_up=0.0, eta_ip=0.0)
     frozen["simulation"]["scheme"] = "synchronous"
     scenario_from_dict(frozen)

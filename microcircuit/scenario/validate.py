@@ -410,14 +410,22 @@ def validate(data, source=None, base_dir=None):
     return V.problems
 
 
+# largest dt * eta of a plastic forward projection into a hidden pyramid for which a learning LE
+# microcircuit with >= 2 hidden layers stays finite under the synchronous scheme (measured, 9-50-20-3
+# Bars, 300 epochs: dt * eta_up 0.2 and 0.1 diverge, 0.05 stays finite, 0.04 and 0.02 learn to 100 %)
+SYNC_DEEP_LE_MAX_STEP = 0.05
+
+
 def _check_deep_le_scheme(V, data):
-    """Refuse a plastic LE microcircuit with >= 2 hidden layers under the synchronous scheme: there an
-    interneuron is nudged by a *hidden* pyramid (ŭ of the previous step), so at every input switch the
-    lower pyramid's apical input W_down r_P(t) is cancelled by W_PI r_I lagging one step; under LE the
-    switch is a full jump (no membrane low-pass), and the plastic forward weights learn the spurious
-    apical error until they diverge (9-50-20-3 Bars: NaN at step 43 with batch 8; the reference LE code
-    diverges at the same step). The sequential scheme updates the interneurons after the pyramids, so
-    the cancellation is exact."""
+    """Refuse a learning LE microcircuit with >= 2 hidden layers under the synchronous scheme when the
+    per-step learning gain dt * eta of a forward projection into a hidden pyramid exceeds
+    SYNC_DEEP_LE_MAX_STEP. Under LE a weight change moves u_ss (and the error it is computed from) at
+    once; the synchronous scheme closes this loop one step late (every population reads the previous
+    step), which lowers the largest stable step, and in a deep circuit the hidden-to-hidden loop is
+    strong enough to oscillate and diverge: 9-50-20-3 Bars with eta_up = 2 /ms diverges at dt = 0.1 and
+    0.05 ms (the reference LE code at the same step), learns to 100 % at dt = 0.02 and 0.01 ms and under
+    the sequential scheme at dt = 0.1 ms. Not the interneuron's nudge delay alone: with g_som = 0 for the
+    interneurons it still diverges."""
     sim = data.get("simulation") if isinstance(data.get("simulation"), dict) else {}
     if sim.get("scheme", "synchronous") != "synchronous":
         return
@@ -429,22 +437,39 @@ def _check_deep_le_scheme(V, data):
              and isinstance(p.get("post"), str)]
     model = {p["name"]: p.get("model") for p in popl}
     le = {p["name"] for p in popl if p.get("latent_equilibrium") is True}
-    plastic = any(isinstance(pr.get("plasticity"), dict) and pr["plasticity"].get("rule") == "urbanczik_senn"
-                  and _num(pr["plasticity"].get("eta", 0)) and pr["plasticity"].get("eta", 0) > 0
-                  and model.get(pr.get("post")) in ("pyramidal", "output_pyramidal") for pr in projl)
-    if not plastic:
+    deep = next(((pr["post"], pr["pre"]) for pr in projl if pr.get("target") == "nudge"
+                 and model.get(pr["post"]) == "interneuron" and model.get(pr["pre"]) == "pyramidal"
+                 and pr["post"] in le), None)
+    if deep is None:
         return
+    dt = sim.get("dt")
+    proto = data.get("protocol") if isinstance(data.get("protocol"), dict) else {}
+    if _num(proto.get("dt")):
+        dt = proto["dt"]
+    elif _num(proto.get("t_pres")) and isinstance(proto.get("steps_per_presentation"), int) \
+            and proto["steps_per_presentation"] >= 1:
+        dt = proto["t_pres"] / proto["steps_per_presentation"]
+    if not _num(dt) or dt <= 0:
+        return
+    worst = None
     for pr in projl:
-        post, pre = pr.get("post"), pr.get("pre")
-        if pr.get("target") == "nudge" and model.get(post) == "interneuron" and model.get(pre) == "pyramidal" \
-                and post in le:
-            V.add("simulation.scheme",
-                  f"a learning LE microcircuit with >= 2 hidden layers diverges under the synchronous scheme: "
-                  f"interneuron '{post}' is nudged by hidden pyramid '{pre}' one step late, so at each input "
-                  f"switch the apical error of the layer below is not cancelled and the plastic forward "
-                  f"weights learn it until they blow up (9-50-20-3 Bars: NaN at step 43). "
-                  f'Use scheme = "sequential" (interneurons see the current step; exact cancellation)')
-            return
+        pl = pr.get("plasticity")
+        if not (isinstance(pl, dict) and pl.get("rule") == "urbanczik_senn" and _num(pl.get("eta", 0))
+                and model.get(pr["post"]) == "pyramidal" and pr["post"] in le):
+            continue
+        if worst is None or pl["eta"] > worst[1]:
+            worst = (pr.get("name") or f"{pr['pre']}->{pr['post']}", pl["eta"])
+    if worst is None or dt * worst[1] <= SYNC_DEEP_LE_MAX_STEP:
+        return
+    name, eta = worst
+    V.add("simulation.scheme",
+          f"a learning LE microcircuit with >= 2 hidden layers ('{deep[0]}' nudged by hidden pyramid "
+          f"'{deep[1]}') diverges under the synchronous scheme at dt * eta = {dt:g} * {eta:g} = {dt * eta:.3g} "
+          f"(projection '{name}') > {SYNC_DEEP_LE_MAX_STEP}: every population reads the previous step, so "
+          f"the forward weights' update acts on a one-step-old error and oscillates until it blows up "
+          f"(9-50-20-3 Bars: NaN at dt 0.1 and 0.05 ms, 100 % at dt 0.02 ms). "
+          f'Use scheme = "sequential" (learns at this dt), or dt <= {SYNC_DEEP_LE_MAX_STEP / eta:.3g} ms, '
+          f"or a smaller eta")
 
 
 def _check_protocol(V, proto, pops):
