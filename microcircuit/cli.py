@@ -8,6 +8,7 @@ keep the records committed so far, and a store with a checkpoint continues with 
 from __future__ import annotations
 
 import argparse
+import os
 import contextlib
 import json
 import signal
@@ -303,6 +304,9 @@ def main(argv=None):
         return _err(str(exc))
     except (FileNotFoundError, FileExistsError, PermissionError) as exc:
         return _err(str(exc))
+    except BrokenPipeError:   # `microcircuit models | head`: the reader left; say nothing, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit flush
+        return 128 + signal.SIGPIPE
     except OSError as exc:    # a full or read-only disk outside a run (e.g. creating the store)
         return _err(_os_error_text(exc), EXIT_IO)
     except KeyboardInterrupt as exc:  # outside a run: nothing to close

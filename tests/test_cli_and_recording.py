@@ -1,5 +1,6 @@
 """End-to-end: the CLI on the bundled scenario, recordings on disk, faults (divergence, interrupt,
 existing output), bounded memory."""
+import os
 import subprocess
 import sys
 import tracemalloc
@@ -124,3 +125,15 @@ def test_memory_bounded_by_chunk(tmp_path):
     long = _peak_for(50_000, tmp_path, "l.zarr")
     assert long < 1.5 * short + 200_000
     assert long < 8e6
+
+
+def test_output_into_a_closed_pipe_is_silent():
+    """`microcircuit models pyramidal | head -1`: when the reader leaves, the CLI stops without a
+    message and with 141 (128 + SIGPIPE), as Unix tools do; it used to print 'error: Broken pipe'."""
+    r, w = os.pipe()
+    os.close(r)                                   # the reader is gone before anything is written
+    proc = subprocess.run([sys.executable, "-m", "microcircuit.cli", "models", "pyramidal"], stdout=w,
+                          stderr=subprocess.PIPE, text=True, timeout=120)
+    os.close(w)
+    assert proc.returncode == 141, proc.stderr
+    assert proc.stderr == ""
