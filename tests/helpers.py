@@ -45,3 +45,16 @@ def chain(n_layers, tau_m=10.0, tau_r=None, activation="linear", w=1.0, **extra)
 
 def trace(sim, pop, var="r"):
     return sim.results()[pop][var].values[:, 0, 0]
+
+
+def direct_and_zarr_arrays(tmp_path, codec, shape=(0, 2, 7), chunks=(100, 2, 7)):
+    """Two empty arrays with the recorder's settings (codecs incl. crc32c, array config): the first to be
+    written by the recorder's own chunk writer, the second by zarr, for byte-equality tests."""
+    import zarr
+    from microcircuit import recording as R
+    arrs = []
+    for name in ("direct", "zarr"):
+        g = zarr.open_group(str(tmp_path / name), mode="w", zarr_format=3)
+        arrs.append(g.create_array("v", shape=shape, chunks=chunks, dtype="f8", fill_value=np.nan,
+                                   compressors=R._compressors(codec), config=R._ARRAY_CONFIG))
+    return arrs

@@ -13,21 +13,13 @@ import zarr
 
 from microcircuit import recording as R
 
-
-def _pair(tmp_path, codec, shape=(0, 2, 7), chunks=(100, 2, 7)):
-    """Two empty arrays with the recorder's settings: one written directly, one by zarr."""
-    arrs = []
-    for name in ("direct", "zarr"):
-        g = zarr.open_group(str(tmp_path / name), mode="w", zarr_format=3)
-        arrs.append(g.create_array("v", shape=shape, chunks=chunks, dtype="f8", fill_value=np.nan,
-                                   compressors=R._compressors(codec), config=R._ARRAY_CONFIG))
-    return arrs
+from helpers import direct_and_zarr_arrays
 
 
 @pytest.mark.parametrize("codec", ["none", "zstd", "lz4"])
 def test_direct_chunk_files_are_the_bytes_zarr_writes(tmp_path, codec):
     data = np.cumsum(np.random.default_rng(0).normal(size=(300, 2, 7)), axis=0)
-    direct, via_zarr = _pair(tmp_path, codec)
+    direct, via_zarr = direct_and_zarr_arrays(tmp_path, codec)
     R._resize_and_write([(direct, 0, data)], tmp_path / "direct")
     R._resize_and_write([(via_zarr, 0, data)])
     files = sorted(f.relative_to(tmp_path / "zarr") for f in (tmp_path / "zarr" / "v" / "c").rglob("*") if f.is_file())
@@ -41,7 +33,7 @@ def test_partial_chunks_go_through_zarr_and_read_back(tmp_path):
     """A block starting inside a chunk, and the tail of one that ends inside a chunk, are written by zarr
     (read-modify-write); the whole chunks between them directly. Every value reads back."""
     rng = np.random.default_rng(1)
-    direct, _ = _pair(tmp_path, "zstd")
+    direct, _ = direct_and_zarr_arrays(tmp_path, "zstd")
     blocks = [rng.normal(size=(m, 2, 7)) for m in (250, 120, 30, 200)]   # 0-250, 250-370, 370-400, 400-600
     n0 = 0
     for b in blocks:

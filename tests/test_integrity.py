@@ -15,6 +15,8 @@ from zarr.codecs import Crc32cCodec
 
 import microcircuit as mc
 from microcircuit import recording as R
+
+from helpers import direct_and_zarr_arrays
 from microcircuit.checkpoint import InputsChangedError, file_sha256, resume
 from microcircuit.cli import main
 from microcircuit.recording import (ChunkChecksumError, IncompleteStoreWarning, RecordedVariable, ZarrRecorder,
@@ -23,15 +25,6 @@ from microcircuit.scenario import load_scenario
 
 
 # ------------------------------------------------------------------------------------------ writer
-def _arrays(tmp_path, codec, shape, chunks):
-    out = []
-    for name in ("direct", "zarr"):
-        g = zarr.open_group(str(tmp_path / name), mode="w", zarr_format=3)
-        out.append(g.create_array("v", shape=shape, chunks=chunks, dtype="f8", fill_value=np.nan,
-                                  compressors=R._compressors(codec), config=R._ARRAY_CONFIG))
-    return out
-
-
 @pytest.mark.parametrize("codec", ["none", "zstd", "lz4"])
 @pytest.mark.parametrize("width", [7, 8191])
 def test_chunk_writer_writes_zarrs_bytes_with_the_crc32c_codec(tmp_path, codec, width):
@@ -40,7 +33,7 @@ def test_chunk_writer_writes_zarrs_bytes_with_the_crc32c_codec(tmp_path, codec, 
     per record, 2240 bytes: one buffered write) and a large one (8191 values, 2.6 MB: the O_DIRECT path,
     where the 4 checksum bytes land in the unaligned tail). The last 4 bytes are the CRC-32C of the rest."""
     data = np.cumsum(np.random.default_rng(width).normal(size=(120, 1, width)), axis=0)
-    direct, via_zarr = _arrays(tmp_path, codec, (0, 1, width), (40, 1, width))
+    direct, via_zarr = direct_and_zarr_arrays(tmp_path, codec, (0, 1, width), (40, 1, width))
     assert isinstance(direct.metadata.codecs[-1], Crc32cCodec)
     R._resize_and_write([(direct, 0, data)], tmp_path / "direct")
     R._resize_and_write([(via_zarr, 0, data)])

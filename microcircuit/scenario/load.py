@@ -154,8 +154,7 @@ def expand_templates(data: dict, problems: list, origins: dict | None = None):
             if k in t:
                 V.add(f"{path}.{k}", "only read by kind = \"dendritic_microcircuit\"")
         sizes = t.get("sizes")
-        if not isinstance(sizes, list) or len(sizes) < 2 or not all(
-                isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes):
+        if not _layer_sizes(sizes, 2):
             V.add(f"{path}.sizes", "must be an array of at least two integers >= 1 (input first)")
             continue
         prefix = t.get("prefix", "layer") if isinstance(t.get("prefix", "layer"), str) else "layer"
@@ -202,6 +201,12 @@ def _number_or_list(v):
     return v is None or ok(v) or (isinstance(v, list) and len(v) > 0 and all(ok(x) for x in v))
 
 
+def _layer_sizes(sizes, n_min):
+    """A template's ``sizes``: an array of at least ``n_min`` integers >= 1 (input first)."""
+    return isinstance(sizes, list) and len(sizes) >= n_min and all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes)
+
+
 def _expand_microcircuit(t, path, data, pops, projs, V, origins):
     """``kind = "dendritic_microcircuit"``: the populations and projections that
     :func:`microcircuit.microcircuit.dendritic_microcircuit` builds from the same arguments (weights
@@ -211,8 +216,7 @@ def _expand_microcircuit(t, path, data, pops, projs, V, origins):
         if k in t:
             V.add(f"{path}.{k}", "not read by kind = \"dendritic_microcircuit\" (layered only)")
     sizes = t.get("sizes")
-    if not isinstance(sizes, list) or len(sizes) < 3 or not all(
-            isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes):
+    if not _layer_sizes(sizes, 3):
         V.add(f"{path}.sizes", "must be an array of at least three integers >= 1: input, >= 1 hidden, output "
                                "(e.g. [9, 50, 20, 3])")
         return
