@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SimulationError
+from .scenario.validate import resolve_path
 
 _HASH_READ = 1 << 20     # bytes per read when hashing an input file (memory stays flat for any size)
 
@@ -151,10 +152,7 @@ def file_sha256(path):
 
 
 def _resolve(name, base_dir):
-    p = Path(name)
-    if not p.is_absolute() and base_dir is not None:
-        p = Path(base_dir) / p
-    return p.resolve()
+    return resolve_path(name, base_dir).resolve()
 
 
 def _morphology_file(name, base_dir):

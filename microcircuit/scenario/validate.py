@@ -509,7 +509,8 @@ def _num(x):
     return isinstance(x, Number) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _resolve(path, base_dir):
+def resolve_path(path, base_dir):
+    """A file named in a scenario: relative paths are relative to the scenario's folder."""
     p = Path(path)
     if not p.is_absolute() and base_dir is not None:
         p = Path(base_dir) / p
@@ -517,7 +518,7 @@ def _resolve(path, base_dir):
 
 
 def _check_file(V, path, where, base_dir):
-    p = _resolve(path, base_dir)
+    p = resolve_path(path, base_dir)
     if not p.exists():
         V.add(where, f"file '{path}' not found (looked at {p}); paths are relative to the scenario file")
         return False
@@ -662,7 +663,7 @@ def _check_analysis(V, cfg, pops, recordings):
 def _array_info(V, path, key, where, base_dir):
     """(shape, dtype) of a .npy / .npz input from its header(s) only; problems are reported at ``where``."""
     from .. import limits as L
-    p = _resolve(path, base_dir)
+    p = resolve_path(path, base_dir)
     if p.suffix == ".npy":
         info = L.array_header(p)
         if info is None:
@@ -722,6 +723,6 @@ def _check_morphology(V, name, where, base_dir):
         return
     if name in cells:
         return
-    if _resolve(name, base_dir).exists():
+    if resolve_path(name, base_dir).exists():
         return
     V.add(where, f"unknown morphology '{name}'" + _suggest(name, cells))
