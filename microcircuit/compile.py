@@ -6,16 +6,31 @@ Layout. Every per-neuron quantity lives in one flat array of ``N * B`` values pe
 v_apical, epsilon, v_err (error-neuron membrane), u_tgt. Ports (dendritic inputs): proximal,
 apical, nudge (u_tgt), somatic current.
 
-Schedule (one step; see ``build_ops``):
+Schedule (one step; see ``build_ops``). Each scheme is named for what it does; which published
+code it reproduces step by step is said with it (tests/test_gle_e2e_semantics.py and
+tests/test_published_microcircuit.py hold the transcriptions that prove it):
 
-* ``synchronous`` — every population reads the previous step's signals (the published
-  reference codes): errors (from the previous state) -> forward -> this step's errors sent down
+* ``synchronous`` — every population reads the previous step's signals (Jacobi), including the
+  input population, whose rates of step k reach the first layer at step k+1: copy previous ->
+  stimulus -> errors (from the previous state) -> forward -> this step's errors sent down
   (``W^T e``, through the weights this step used) -> plasticity. One step of pipeline delay per
-  layer, forward and backward; every signal of step k is computed with the parameters of step k,
-  as in the GLE reference code (``e_bottom = e W`` before the optimiser step).
+  layer, forward and backward; every signal of step k is computed with the parameters of step k.
+  This is the GLE reference code's loop (``unibe-cns/gle-code``: ``e_bottom = e W`` before the
+  optimiser step), equal to it to 1e-12.
+* ``published_microcircuit`` — the step of the published LE dendritic-microcircuit code
+  (``unibe-cns/le_NeurIPS_code``, ``fig3fig5_dendritic_microcircuits``), equal to it to 1e-12:
+  ``synchronous``, except that (1) the stimulus op runs before the previous-step copy, so the
+  first layer sees the input of the *current* step; (2) microcircuit populations without latent
+  equilibrium send and learn from ``phi(u_new)``, the rate of the potential after this step's
+  update (``tau_r = dt``: ``u + dt du/dt``), as that code's ``apply()`` does before the next step
+  reads ``phi(u_soma)``; (3) a nudged population keeps ``g_som`` in the ``g_tot`` of its dynamics
+  while its nudging gate is off (``du/dt = g_tot (V_ss - u)``, ``V_ss`` without the nudge), and
+  its LE time constant stays ``1/g_tot``. Under latent equilibrium the runner delays the target
+  by one step as that code does (``MicrocircuitRunner``, ``target_delay``).
 * ``sequential`` — populations in topological order read the current step's signals of
   populations already updated (back edges read the previous step); forward -> errors in
-  reverse order -> plasticity. No pipeline delay on feed-forward paths.
+  reverse order -> plasticity. No pipeline delay on feed-forward paths: the better
+  discretisation of the continuous-time models (LE is then exact), matching no published code.
 """
 from __future__ import annotations
 
@@ -51,7 +66,7 @@ OP_NAMES += ["error_project", "project_error"]
 LOSS_IDS = {"none": 0, "rate": 1, "voltage": 2, "cross_entropy": 3}
 RULE_IDS = {"none": 0, "error": 1, "urbanczik_senn": 2, "apical_homeostasis": 3, "target_prop": 4}
 TAU_RULE_IDS = {"none": 0, "gle": 1, "le_adapt": 2}
-SCHEMES = {"synchronous": 0, "sequential": 1}
+SCHEMES = {"synchronous": 0, "sequential": 1, "published_microcircuit": 2}
 # optimisers applied to the local gradient estimates (weights: per projection; tau_m: per population)
 OPTIMIZER_IDS = {"sgd": 0, "momentum": 1, "adam": 2}
 
@@ -401,6 +416,8 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
                 neuron["g_nud"][sl] = _per_neuron(g["g_som"], n, rng, f"{where}.g_som")
             le = bool(_param(p, "latent_equilibrium", False))
             pop_int[i, PP_TAUR_MODE] = int(le)   # tau_r = 1 / g_tot (LE) else 0 (r = phi(u))
+            if not le and SCHEMES[scheme] == 2:
+                neuron["tau_r"][sl] = dt         # published code: r = phi(u_new) (module docstring)
             neuron["err_tau"][sl] = dt
 
     # ------------------------------------------------------------- projections
@@ -692,10 +709,14 @@ def build_ops(circuit, pops, projs, proj_int, pop_int, scheme, stim_int=None):
         return ops
 
     ops = []
-    if SCHEMES[scheme] == 0:
+    jacobi = SCHEMES[scheme] in (0, 2)
+    if SCHEMES[scheme] == 2:
+        ops.append((OP_STIM, 0))       # the input of this step reaches the first layer now
+    if jacobi:
         ops += copy_prev()
-    ops.append((OP_STIM, 0))
-    if SCHEMES[scheme] == 0:
+    if SCHEMES[scheme] != 2:
+        ops.append((OP_STIM, 0))
+    if jacobi:
         # The error ops read the error input the previous step sent down; this step's errors are
         # sent at its end, before plasticity changes W: W_k^T e_k reaches the layer below at step
         # k+1 (sending it at k+1 would use W_{k+1}, one optimiser step later).

@@ -90,7 +90,7 @@ def _run_steps(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g
     update), ``sab`` (BLAS alpha and beta); recording plan ``rec_next, rec_j, rec_lo``."""
     NB = N * B
     sqdt = math.sqrt(dt)
-    R = prev if scheme == 0 else state
+    R = state if scheme == 1 else prev    # 0 synchronous, 2 published_microcircuit: previous step
     n_ops = ops.shape[0]
     # recording plan of this chunk: the chunk step of each rec row's next record (no integer division in
     # the time loop), its record counter, and the first neuron of a contiguous selection (-1: gather)
@@ -161,7 +161,7 @@ def _run_steps(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g
             elif op == 4:  # soma (arg = pop + P * input mask: bits 1-3 apical/nudge/current ports, 4-5 ext)
                 npop = pop_int.shape[0]
                 bad = _soma(arg % npop, arg // npop, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigma,
-                            bias, state, ports, ext, gates[kk, 0], dt, sqdt, NB, B, rng, vx, vr, vrp)
+                            bias, state, ports, ext, gates[kk, 0], scheme == 2, dt, sqdt, NB, B, rng, vx, vr, vrp)
                 if bad:
                     status[0] = kk
                     status[1] = 1
@@ -326,12 +326,16 @@ def _error_project(j, proj_int, W, S, ext, NB, B, sab):
 
 @njit(cache=True, nogil=True, inline='always', error_model='numpy')
 def _soma(i, inputs, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigma, bias, state, ports, ext,
-          gate_nudge, dt, sqdt, NB, B, rng, vx, vr, vrp):
+          gate_nudge, keep_g_som, dt, sqdt, NB, B, rng, vx, vr, vrp):
+    """``keep_g_som`` (scheme published_microcircuit): a gated population whose nudge is (partly) off keeps
+    g_nud in the g_tot of its dynamics, ``du/dt = g_tot (V_ss - u)`` with ``V_ss`` from the gated inputs,
+    ``= (g_tot / g_tot_gated) * sum(g_x v_x) - g_tot u``; LE tau_r stays ``1/g_tot``."""
     off = pop_int[i, 0]
     n = pop_int[i, 1]
     act = pop_int[i, 2]
     mode = pop_int[i, 7]
     gn_gate = gate_nudge if pop_int[i, 8] == 1 else 1.0
+    hold = keep_g_som and gn_gate != 1.0
     noise = pop_int[i, 9] == 1
     a0 = pop_float[i, 4]
     a1 = pop_float[i, 5]
@@ -350,7 +354,7 @@ def _soma(i, inputs, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigm
     oUD, oV0, oV1, oUT = _u(_UD) * _u(NB), _u(_V0) * _u(NB), _u(_V1) * _u(NB), _u(_UT) * _u(NB)
     p1, p2, p3 = _u(NB), _u(2 * NB), _u(3 * NB)
     x0 = _u(off) * uB
-    if B == 1 and not noise and vec:
+    if B == 1 and not noise and vec and not hold:
         # one neuron per iteration, no branch and no call in the body: the loop vectorises across neurons
         # (unused inputs are read as zeros times a 0/1 flag: their ports are never written)
         f_ap = 1.0 if has_ap else 0.0
@@ -385,7 +389,8 @@ def _soma(i, inputs, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigm
         ii = _u(off) + _u(i_)
         gn = g_nud[ii] * gn_gate
         gt = g_lk[ii] + g0[ii] + g1[ii] + gn
-        tr = tau_r[ii] if mode == 0 else 1.0 / gt
+        gd = g_lk[ii] + g0[ii] + g1[ii] + g_nud[ii] if hold else gt     # g_tot of the dynamics
+        tr = tau_r[ii] if mode == 0 else 1.0 / gd
         for b in range(B):
             x = ii * uB + _u(b)
             v0 = ports[x] + bias[ii] + gamma[ii] * state[oE + x]
@@ -395,7 +400,10 @@ def _soma(i, inputs, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigm
             cur_p = ports[p3 + x] if has_cur else 0.0
             cur_e = ext[p1 + x] if has_icur else 0.0
             u = state[oU + x]
-            ud = g0[ii] * v0 + g1[ii] * v1 + gn * ut + cur_p + cur_e - gt * u
+            if hold:
+                ud = (gd / gt) * (g0[ii] * v0 + g1[ii] * v1 + gn * ut + cur_p + cur_e) - gd * u
+            else:
+                ud = g0[ii] * v0 + g1[ii] * v1 + gn * ut + cur_p + cur_e - gt * u
             up = u + tr * ud
             un = u + dt * ud
             if noise:

@@ -349,9 +349,10 @@ class MicrocircuitRunner:
 
     t_pres : presentation time (ms). learning_lag : plasticity off for this long after each
     switch (ms). tau_in : input low-pass at switches (ms). target_delay : steps the target lags
-    the input (default 1 under LE with the synchronous scheme, see the LE variant in
-    docs/models/microcircuit.md, else 0). scheme :
-    "synchronous" (Jacobi, as the published codes) or "sequential" (Gauss-Seidel: pyramids
+    the input (default 1 under LE with the synchronous and published_microcircuit schemes, as the published
+    LE code shifts it, see the LE variant in docs/models/microcircuit.md, else 0). scheme :
+    "synchronous" (Jacobi), "published_microcircuit" (the published LE microcircuit code's step exactly,
+    see ``microcircuit.compile``) or "sequential" (Gauss-Seidel: pyramids
     bottom-up, then interneurons; LE is then exact, no pipeline delay). out_lag : evaluation reads the output
     potential averaged from out_lag to t_pres (default: the last step under LE — u_pros — and
     t_pres/2 in the original model). sum_batch : multiply every learning rate by ``batch`` so
@@ -371,7 +372,8 @@ class MicrocircuitRunner:
         # LE under the synchronous (Jacobi) scheme: the output sees the input N-1... steps late,
         # one step per layer; the target is shifted by one step (LE variant,
         # docs/models/microcircuit.md). No delay otherwise.
-        self.target_delay = (1 if self.le and scheme == "synchronous" else 0) if target_delay is None \
+        self.target_delay = (1 if self.le and scheme in ("synchronous", "published_microcircuit") else 0) \
+            if target_delay is None \
             else int(target_delay)
         self.out_lag = out_lag
         self.n_in = circuit.population("input").size

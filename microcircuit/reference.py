@@ -18,7 +18,7 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
     Pv = prev.reshape(-1, N, B)
     Po = ports.reshape(-1, N, B)
     X = ext.reshape(-1, N, B)
-    Rd = Pv if scheme == 0 else S
+    Rd = S if scheme == 1 else Pv
     for kk in range(K):
         step = k0 + kk
         t = step * dt
@@ -48,7 +48,7 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
                 _project(arg, proj_int, W, Rd, Po)
             elif op == 4:
                 if _soma(arg % len(pop_int), pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigma, bias, S, Po, X,
-                         gates[kk, 0], dt, rng):
+                         gates[kk, 0], scheme == 2, dt, rng):
                     status[:] = (kk, 1, arg % len(pop_int), _U)
                     return
             elif op == 5:
@@ -101,19 +101,24 @@ def _project(j, proj_int, W, src_buf, Po):
         Po[port, qo:qo + npost] += W[wo:wo + npost * npre].reshape(npost, npre) @ src
 
 
-def _soma(i, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigma, bias, S, Po, X, gate, dt, rng):
+def _soma(i, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigma, bias, S, Po, X, gate, keep_g_som, dt, rng):
     off, n, act = pop_int[i, :3]
     mode, gated, noise = pop_int[i, 7], pop_int[i, 8], pop_int[i, 9]
     a = pop_float[i, 4:7]
     sl = slice(off, off + n)
     gn = g_nud[sl, None] * (gate if gated else 1.0)
     gt = g_lk[sl, None] + g0[sl, None] + g1[sl, None] + gn
-    tr = tau_r[sl, None] if mode == 0 else 1.0 / gt
+    hold = keep_g_som and gated and gate != 1.0     # published_microcircuit: g_som stays in g_tot
+    gd = g_lk[sl, None] + g0[sl, None] + g1[sl, None] + g_nud[sl, None] if hold else gt
+    tr = tau_r[sl, None] if mode == 0 else 1.0 / gd
     v0 = Po[0, sl] + bias[sl, None] + gamma[sl, None] * S[_E, sl]
     v1 = Po[1, sl]
     ut = Po[2, sl] + X[0, sl]
     u = S[_U, sl].copy()
-    ud = g0[sl, None] * v0 + g1[sl, None] * v1 + gn * ut + Po[3, sl] + X[1, sl] - gt * u
+    if hold:
+        ud = (gd / gt) * (g0[sl, None] * v0 + g1[sl, None] * v1 + gn * ut + Po[3, sl] + X[1, sl]) - gd * u
+    else:
+        ud = g0[sl, None] * v0 + g1[sl, None] * v1 + gn * ut + Po[3, sl] + X[1, sl] - gt * u
     up = u + tr * ud
     un = u + dt * ud
     if noise:

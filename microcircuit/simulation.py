@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .compile import Program, N_SIG, PP_INPUT
+from .compile import Program, N_SIG, PP_INPUT, SCHEMES
 from .errors import DivergenceError, SimulationError, CircuitError
 from .recording import close_reason, time_labels
 from .models import get_model
@@ -411,7 +411,7 @@ class Simulation:
         rec_int, rec_idx, rec_buf, views = self._rec_tables(k0, K)
         status = np.zeros(4, np.int64)
         nr = prog.neuron
-        self._run_chunk(k0, K, prog.dt, prog.n_total, prog.batch, 0 if prog.scheme == "synchronous" else 1,
+        self._run_chunk(k0, K, prog.dt, prog.n_total, prog.batch, SCHEMES[prog.scheme],
                         prog.ops, prog.pop_int, prog.pop_float, nr["g_lk"], nr["g0"], nr["g1"], nr["g_nud"],
                         nr["tau_r"], nr["gamma"], nr["sigma"], nr["bias"], nr["err_tau"], prog.proj_int,
                         prog.proj_float, prog.weights, prog.dw_filter, prog.masks, prog.state, prog.prev,

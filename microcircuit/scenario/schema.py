@@ -101,7 +101,7 @@ SIMULATION = {
     "dt": Field("float", True, low=0.0, strict_low=True, doc="time step (ms)", unit="ms"),
     "duration": Field("float", False, low=0.0, strict_low=True, doc="simulated time (ms)", unit="ms"),
     "seed": Field("int", False, 0, low=0, doc="master seed; every random stream derives from it"),
-    "scheme": Field("str", False, "synchronous", choices=("synchronous", "sequential"),
+    "scheme": Field("str", False, "synchronous", choices=("synchronous", "sequential", "published_microcircuit"),
                     doc="update scheme"),
     "dtype": Field("str", False, "float64", choices=("float64", "float32")),
     "batch": Field("int", False, 1, low=1, doc="independent network copies sharing weights"),

@@ -427,7 +427,7 @@ def _check_deep_le_scheme(V, data):
     the sequential scheme at dt = 0.1 ms. Not the interneuron's nudge delay alone: with g_som = 0 for the
     interneurons it still diverges."""
     sim = data.get("simulation") if isinstance(data.get("simulation"), dict) else {}
-    if sim.get("scheme", "synchronous") != "synchronous":
+    if sim.get("scheme", "synchronous") not in ("synchronous", "published_microcircuit"):   # the Jacobi ones
         return
     pops, projs = data.get("populations"), data.get("projections")
     if not isinstance(pops, list) or not isinstance(projs, list):
@@ -464,7 +464,7 @@ def _check_deep_le_scheme(V, data):
     name, eta = worst
     V.add("simulation.scheme",
           f"a learning LE microcircuit with >= 2 hidden layers ('{deep[0]}' nudged by hidden pyramid "
-          f"'{deep[1]}') diverges under the synchronous scheme at dt * eta = {dt:g} * {eta:g} = {dt * eta:.3g} "
+          f"'{deep[1]}') diverges under the {sim.get('scheme', 'synchronous')} scheme at dt * eta = {dt:g} * {eta:g} = {dt * eta:.3g} "
           f"(projection '{name}') > {SYNC_DEEP_LE_MAX_STEP}: every population reads the previous step, so "
           f"the forward weights' update acts on a one-step-old error and oscillates until it blows up "
           f"(9-50-20-3 Bars: NaN at dt 0.1 and 0.05 ms, 100 % at dt 0.02 ms). "
