@@ -324,6 +324,10 @@ PROTOCOL = {
     "input": Field("str", False, "input", doc="input population"),
     "output": Field("str", False, "output", doc="output population"),
     "snapshot_every": Field("int", False, 0, low=0, doc="store the weights every this many epochs (0: never)"),
+    "checkpoint_every": Field("int", False, 1, low=0, unit="epochs",
+                              doc="write a checkpoint (state, weights, RNGs, metrics) into the store after the "
+                                  "setup and every this many epochs (0: never); resume with "
+                                  "`microcircuit run --resume STORE`"),
 }
 
 POPULATION = {
