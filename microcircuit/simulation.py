@@ -145,7 +145,8 @@ class Simulation:
     recordings : list of :class:`Recording`
     output : path of a Zarr store to stream to, or None for in-memory recording
     chunk_steps : steps per kernel call (the recording block length)
-    backend : "numba" (compiled kernel) or "numpy" (reference stepper)
+    backend : "numba" (compiled kernel), "numpy" (reference stepper) or "cuda" (GPU, numba-cuda;
+        :mod:`microcircuit.cuda_backend`)
     gates : callable ``(k0, k1) -> array (k1-k0, 2)`` of [nudging, plasticity] factors per step
         (protocols switch nudging and learning off outside training); default all ones.
     attrs : extra attributes stored with the recording (scenario text, seed, ...)
@@ -157,8 +158,8 @@ class Simulation:
     def __init__(self, program: Program, *, recordings=(), output=None, overwrite=False, chunk_steps=1000,
                  backend="numba", gates=None, attrs=None, progress=False, check_finite=True,
                  checkpoint_every=None, codec="zstd"):
-        if backend not in ("numba", "numpy"):
-            raise SimulationError(f"backend must be 'numba' or 'numpy', got '{backend}'")
+        if backend not in ("numba", "numpy", "cuda"):
+            raise SimulationError(f"backend must be 'numba', 'numpy' or 'cuda', got '{backend}'")
         self.program = program
         self.chunk_steps = max(int(chunk_steps), 1)
         self.backend = backend
@@ -202,6 +203,9 @@ class Simulation:
         self.checkpoint_every = checkpoint_every
         if backend == "numba":
             from .kernel import run_chunk
+        elif backend == "cuda":      # GPU (numba-cuda): SimulationError naming the fix when unavailable
+            from .cuda_backend import check_available, run_chunk
+            check_available()
         else:
             from .reference import run_chunk
         self._run_chunk = run_chunk
