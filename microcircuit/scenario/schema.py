@@ -105,7 +105,8 @@ SIMULATION = {
                     doc="update scheme"),
     "dtype": Field("str", False, "float64", choices=("float64", "float32")),
     "batch": Field("int", False, 1, low=1, doc="independent network copies sharing weights"),
-    "backend": Field("str", False, "numba", choices=("numba", "numpy")),
+    "backend": Field("str", False, "numba", choices=("numba", "numpy", "cuda"),
+                     doc="engine: numba (CPU kernel), numpy (reference stepper), cuda (GPU, needs numba-cuda)"),
     "chunk_steps": Field("int", False, 2000, low=1, doc="steps per kernel call / recording block", unit="steps"),
 }
 
