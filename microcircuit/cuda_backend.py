@@ -1,0 +1,383 @@
+"""GPU back end: the op table of :mod:`microcircuit.kernel` on Numba's CUDA target (``numba-cuda``).
+
+:func:`run_chunk` has the signature of :func:`microcircuit.kernel.run_chunk`, so a
+:class:`~microcircuit.simulation.Simulation` selects it with ``backend="cuda"`` exactly as it selects
+the NumPy twin. The host (Python) runs the time loop of a chunk and launches one small CUDA kernel per
+op and step (one thread per output element: a neuron and batch copy, a weight, a recorded value); the
+device kernels repeat the arithmetic of ``kernel.py`` expression by expression, in the same order of
+summation as its loop paths, so that under Numba's CUDA simulator (Python floats, the host's libm) the
+results equal the CPU kernel's. On a real GPU the products and transcendental functions come from
+NVVM / libdevice: NVVM contracts multiply-adds into FMAs and libdevice's ``exp``/``tanh`` differ from
+glibc in the last bit, so results agree with the CPU kernel to rounding (relative 1e-15 per operation),
+not bit for bit; the CPU kernel's BLAS path (products of >= 16384 multiply-adds) sums in another order
+too.
+
+Data movement, per chunk: every table and state array of the program is copied to device buffers
+(allocated once per program, keyed on the host ``state`` array's identity and reused while shapes
+match), the chunk runs, and the arrays the kernel mutates (state, prev, ports, ext, weights,
+dw_filter, g0, bias, the recording buffer) are copied back, so that checkpoints, recordings and any
+host-side change between chunks stay correct. Adam's update counters (``proj_float[:, 9]``,
+``pop_float[:, 11]``) and bias corrections are kept on the host, which decides every conditional
+launch (plasticity windows, gates) from the same values the CPU kernel tests.
+
+Noise (``sigma > 0``): the normal draws come from the program's own NumPy generator, drawn on the host
+in the CPU kernel's order (step, soma op, neuron, batch copy) and uploaded per block of steps, so a
+noisy run equals the CPU run too. (After a divergence the generator has advanced to the end of the
+block, not to the failing step: the run is over at that point anyway.)
+
+Divergence: the first soma/error op whose output is not finite records its position (step and op) in
+a device word with an atomic minimum; every later kernel of the chunk sees it and returns, so the
+state is what the CPU kernel leaves, and ``status`` says the same (step, population, variable).
+"""
+from __future__ import annotations
+
+import math
+import weakref
+
+import numpy as np
+
+from .errors import SimulationError
+
+_U, _UP, _R, _RP, _E, _UD, _V0, _V1, _EPS, _VERR, _UT = range(11)
+_TPB = 128                 # threads per block (fewer when an op has fewer elements)
+_NO_FAIL = np.iinfo(np.int64).max
+_NOISE_BLOCK = 1 << 22     # at most this many normal draws uploaded at once
+
+_CUDA = None               # numba.cuda, once checked
+_K = None                  # the compiled kernels (a namespace), built on first use
+_CTX = {}                  # id(host state array) -> (weakref to it, _Context)
+
+
+def cuda_problem():
+    """Why ``backend = "cuda"`` cannot run here (a message naming the cause and the fix), or None."""
+    try:
+        from numba import cuda
+    except ImportError as exc:
+        return (f"backend 'cuda' needs the numba-cuda package ({exc}); install it with "
+                f"pip install 'microcircuit[cuda]', or use backend = \"numba\"")
+    try:
+        ok = bool(cuda.is_available())
+    except Exception:          # a broken driver or toolkit: the same answer as no device
+        ok = False
+    if not ok:
+        return ("backend 'cuda': no CUDA GPU is available (numba.cuda.is_available() is False: no device, "
+                "no driver, or the CUDA libraries are missing; numba-cuda's toolkit comes with "
+                "pip install 'microcircuit[cuda]' plus numba-cuda[cu12] or [cu13] matching the driver); "
+                "use backend = \"numba\" on this machine")
+    return None
+
+
+def check_available():
+    """Raise :class:`~microcircuit.errors.SimulationError` when the CUDA back end cannot run here."""
+    global _CUDA
+    if _CUDA is not None:
+        return _CUDA
+    msg = cuda_problem()
+    if msg:
+        raise SimulationError(msg)
+    from numba import cuda
+    _CUDA = cuda
+    return cuda
+
+
+# --------------------------------------------------------------------------------------------------
+# device code (built on first use: importing this module does not import numba.cuda)
+
+def _kernels():
+    global _K
+    if _K is None:
+        check_available()
+        from . import cuda_kernels
+        _K = cuda_kernels
+    return _K
+
+
+# --------------------------------------------------------------------------------------------------
+# host side
+
+def _cfg(kern, n):
+    """``kern`` configured for n threads (at least one block)."""
+    n = max(int(n), 1)
+    tpb = min(_TPB, n)
+    return kern[(n + tpb - 1) // tpb, tpb]
+
+
+class _Context:
+    """Device buffers of one program, reused while the host arrays keep their shapes."""
+
+    def __init__(self, cuda):
+        self.cuda = cuda
+        self.bufs = {}
+        self.plans = {}
+
+    def put(self, name, host):
+        """Copy ``host`` to the device buffer ``name`` (allocated on first use or when the shape changes)."""
+        host = np.ascontiguousarray(host)
+        d = self.bufs.get(name)
+        if d is None or d.shape != host.shape or d.dtype != host.dtype:
+            d = self.bufs[name] = self.cuda.to_device(host)
+        else:
+            d.copy_to_device(host)
+        return d
+
+    def empty(self, name, shape, dtype):
+        d = self.bufs.get(name)
+        shape = tuple(int(s) for s in np.atleast_1d(shape))
+        if d is None or d.shape != shape or d.dtype != np.dtype(dtype):
+            d = self.bufs[name] = self.cuda.device_array(shape, dtype)
+        return d
+
+
+def _context(state, cuda):
+    key = id(state)
+    hit = _CTX.get(key)
+    if hit is not None and hit[0]() is state:
+        return hit[1]
+    ctx = _Context(cuda)
+    _CTX[key] = (weakref.ref(state), ctx)
+    weakref.finalize(state, _CTX.pop, key, None)
+    return ctx
+
+
+def _noise_layout(ops, pop_int, B):
+    """Per op index: offset of its normal draws in a step's row (-1: none), and the row length."""
+    npop = pop_int.shape[0]
+    offs = np.full(ops.shape[0], -1, np.int64)
+    m = 0
+    for q in range(ops.shape[0]):
+        if ops[q, 0] == 4:
+            i = ops[q, 1] % npop
+            if pop_int[i, 9] == 1:
+                offs[q] = m
+                m += int(pop_int[i, 1]) * B
+    return offs, m
+
+
+def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma,
+              sigma, bias, err_tau, proj_int, proj_float, W, dwf, masks, state, prev, ports, ext,
+              stim_int, stim, stim_row, gates, rec_int, rec_idx, rec_buf, rng, status):
+    """Run K steps from step k0 on the GPU; same arguments and effects as :func:`kernel.run_chunk`."""
+    kern = _kernels()
+    cuda = _CUDA
+    ctx = _context(state, cuda)
+    NB = N * B
+    sqdt = math.sqrt(dt)
+    npop = pop_int.shape[0]
+    n_ops = ops.shape[0]
+    dt = float(dt)
+    # device copies (see the module docstring: everything in, the mutated arrays out)
+    d = {name: ctx.put(name, a) for name, a in (
+        ("g_lk", g_lk), ("g0", g0), ("g1", g1), ("g_nud", g_nud), ("tau_r", tau_r), ("gamma", gamma),
+        ("sigma", sigma), ("bias", bias), ("err_tau", err_tau), ("W", W), ("dwf", dwf), ("masks", masks),
+        ("state", state), ("prev", prev), ("ports", ports), ("ext", ext), ("stim", stim),
+        ("rec_int", rec_int), ("rec_idx", rec_idx))}
+    S, P, X = d["state"], d["prev"], d["ext"]
+    Rd = S if scheme == 1 else P          # 0 synchronous, 2 published_microcircuit: previous step
+    d_rec = ctx.empty("rec_buf", rec_buf.shape, rec_buf.dtype)
+    stat = ctx.put("stat", np.full(1, _NO_FAIL, np.int64))
+    max_n = max([1] + [int(v) for v in pop_int[:, 1]])
+    pf = ctx.empty("pf", max_n * B, state.dtype)
+    sm = ctx.empty("sm", max(B, 1), np.float64)
+    noise_off, m_noise = _noise_layout(ops, pop_int, B)
+    nz = ctx.empty("noise0", 1, np.float64)
+    seg = max(1, _NOISE_BLOCK // max(m_noise, 1))
+    # Adam counters: counted on the host (snapshot: a divergence rolls back the counts after it)
+    pf_t0, ppf_t0 = proj_float[:, 9].copy(), pop_float[:, 11].copy()
+    counts = []           # (seq, table, row) of every counted optimiser update
+    n_rec = rec_int.shape[0]
+    rec_cfg = None
+    rec_next = None
+    if n_rec:
+        width = max(1, int((rec_int[:, 3] * B).max()))
+        tpb = min(_TPB, width)
+        rec_cfg = kern.k_record[((width + tpb - 1) // tpb, n_rec), tpb]
+        strides = rec_int[:, 4]
+        rec_next = {int(s): ((k0 + int(s) - 1) // int(s)) * int(s) - k0 for s in np.unique(strides)}
+    for kk in range(K):
+        step = k0 + kk
+        t = step * dt
+        if m_noise and kk % seg == 0:     # this block's normal draws, in the CPU kernel's order
+            nz = ctx.put("noise", rng.standard_normal((min(seg, K - kk), m_noise)).ravel())
+        nz_row = (kk % seg) * m_noise
+        g_nudge = float(gates[kk, 0])
+        g_plast = float(gates[kk, 1])
+        for q in range(n_ops):
+            op = int(ops[q, 0])
+            arg = int(ops[q, 1])
+            seq = kk * n_ops + q
+            if op == 0:
+                lo = (arg >> 31) * B
+                n = (arg & 0x7FFFFFFF) * B - lo
+                _cfg(kern.k_copy, n)(P, S, lo, n, stat, seq)
+            elif op == 1:
+                for s in range(stim_int.shape[0]):
+                    kind = int(stim_int[s, 2])
+                    if kind != 0:
+                        slot = 1 if kind == 1 else (0 if kind == 2 else 2)
+                        n = int(stim_int[s, 1]) * B
+                        _cfg(kern.k_fill0, n)(X, slot * NB + int(stim_int[s, 0]) * B, n, stat, seq)
+                for s in range(stim_int.shape[0]):
+                    off, n, kind, col = (int(v) for v in stim_int[s])
+                    row = int(stim_row[kk, s])
+                    if kind == 0 and kk > 0 and row == stim_row[kk - 1, s]:
+                        continue
+                    dst = off * B + (NB if kind == 1 else (0 if kind == 2 else 2 * NB))
+                    _cfg(kern.k_stim, n * B)(S, X, d["stim"], row, col, off, n, kind, dst, B, NB, stat, seq)
+            elif op == 2:
+                pi = arg % npop
+                mask = arg // npop
+                n = int(pop_int[pi, 1]) * B
+                _cfg(kern.k_clear_ports, n)(d["ports"], int(pop_int[pi, 0]) * B, n, mask, NB, stat, seq)
+            elif op == 3 or op == 10:   # project (op 10: a projection carrying e reads the current step)
+                _project(kern, arg, proj_int, d["W"], S if op == 10 else Rd, d["ports"], NB, B, stat, seq)
+            elif op == 4:
+                i = arg % npop
+                inputs = arg // npop
+                gn_gate = g_nudge if pop_int[i, 8] == 1 else 1.0
+                n = int(pop_int[i, 1])
+                noise = pop_int[i, 9] == 1
+                _cfg(kern.k_soma, n * B)(
+                    int(pop_int[i, 0]), n, int(pop_int[i, 2]), int(pop_int[i, 7]), gn_gate,
+                    bool(scheme == 2 and gn_gate != 1.0), float(pop_float[i, 4]), float(pop_float[i, 5]),
+                    float(pop_float[i, 6]), bool((inputs >> 1) & 1), bool((inputs >> 2) & 1),
+                    bool((inputs >> 3) & 1), bool((inputs >> 4) & 1), bool((inputs >> 5) & 1),
+                    d["g_lk"], d["g0"], d["g1"], d["g_nud"], d["tau_r"], d["gamma"], d["sigma"], d["bias"],
+                    S, d["ports"], X, dt, sqdt, NB, B, bool(noise), nz,
+                    nz_row + int(noise_off[q]) if noise else 0, stat, seq)
+            elif op == 5:
+                i = arg
+                off = int(pop_int[i, 0])
+                n = int(pop_int[i, 1])
+                loss = int(pop_int[i, 3])
+                sh = int(pop_int[i, 11]) - off if pop_int[i, 11] >= 0 else 0
+                if loss == 3:
+                    _cfg(kern.k_softmax_norm, B)(Rd, off, sh, n, B, NB, sm, stat, seq)
+                _cfg(kern.k_error, n * B)(off, sh, n, loss, bool(pop_int[i, 5] == 1),
+                                          float(pop_float[i, 0]) * g_nudge, d["g0"], d["err_tau"], S, Rd, X, dt,
+                                          NB, B, sm, stat, seq)
+            elif op == 6:   # this step's errors down through W^T (or fixed B)
+                pre_off, npre, post_off, npost = (int(v) for v in proj_int[arg, :4])
+                woff = int(proj_int[arg, 6] if proj_int[arg, 9] == 1 else proj_int[arg, 10])
+                _cfg(kern.k_tproduct, npre * B)(d["W"], woff, npost, npre, S, _E * NB + post_off * B, X,
+                                                3 * NB + pre_off * B, B, stat, seq)
+            elif op == 7:
+                eta = float(proj_float[arg, 0])
+                if g_plast != 0.0 and eta != 0.0 and proj_float[arg, 3] <= t < proj_float[arg, 4]:
+                    c = dt * eta * g_plast
+                    _plasticity(kern, arg, proj_int, proj_float, pop_int, pop_float, d, Rd, c, dt, NB, B, pf,
+                                stat, seq, counts)
+            elif op == 8:
+                if g_plast != 0.0 and (pop_float[arg, 3] != 0.0 or (pop_int[arg, 6] != 0
+                                                                     and pop_float[arg, 1] != 0.0)):
+                    _pop_learn(kern, arg, pop_int, pop_float, d, g_plast, dt, NB, B, stat, seq, counts)
+            elif op == 9:   # cortical mapping: errors between error populations
+                _error_project(kern, arg, proj_int, d["W"], S, X, NB, B, stat, seq)
+        if n_rec:
+            due = False
+            for s_, nxt in rec_next.items():
+                if nxt == kk:
+                    due = True
+                    rec_next[s_] = nxt + s_
+            if due:
+                rec_cfg(k0, kk, B, NB, d["rec_int"], d["rec_idx"], d_rec, S, stat, kk * n_ops + n_ops)
+    # results back to the host
+    failed = int(stat.copy_to_host()[0])
+    for name, host in (("state", state), ("prev", prev), ("ports", ports), ("ext", ext), ("W", W),
+                       ("dwf", dwf), ("g0", g0), ("bias", bias)):
+        d[name].copy_to_host(host)
+    if n_rec:
+        d_rec.copy_to_host(rec_buf)
+    if failed == _NO_FAIL:
+        status[0] = K
+        return
+    kk, q = divmod(failed, n_ops)
+    # the optimiser counts of the updates after the failing op never happened
+    proj_float[:, 9] = pf_t0
+    pop_float[:, 11] = ppf_t0
+    for seq, table, row in counts:
+        if seq < failed:
+            (proj_float if table == 0 else pop_float)[row, 9 if table == 0 else 11] += 1.0
+    status[0] = kk
+    status[1] = 1
+    if ops[q, 0] == 4:
+        status[2] = ops[q, 1] % npop
+        status[3] = _U
+    else:
+        status[2] = ops[q, 1]
+        status[3] = _E
+
+
+def _project(kern, j, proj_int, W, src, ports, NB, B, stat, seq):
+    pre_off, npre, post_off, npost, port, sig, woff = (int(v) for v in proj_int[j, :7])
+    xo = sig * NB + pre_off * B
+    yo = port * NB + post_off * B
+    if proj_int[j, 7] == 1:
+        _cfg(kern.k_diag, npost * B)(W, woff, src, xo, ports, yo, npost, B, stat, seq)
+    else:
+        _cfg(kern.k_product, npost * B)(W, woff, npost, npre, src, xo, ports, yo, B, stat, seq)
+
+
+def _error_project(kern, j, proj_int, W, S, X, NB, B, stat, seq):
+    pre_off, npre, post_off, npost = (int(v) for v in proj_int[j, :4])
+    woff = int(proj_int[j, 6])
+    sig = int(proj_int[j, 5])
+    eo = sig * NB + pre_off * B
+    ao = 3 * NB + post_off * B
+    if proj_int[j, 15] >= 0:      # tied to a forward W (npre, npost)
+        _cfg(kern.k_tproduct, npost * B)(W, woff, npre, npost, S, eo, X, ao, B, stat, seq)
+    elif proj_int[j, 7] == 1:
+        _cfg(kern.k_diag, npost * B)(W, woff, S, eo, X, ao, npost, B, stat, seq)
+    else:
+        _cfg(kern.k_product, npost * B)(W, woff, npost, npre, S, eo, X, ao, B, stat, seq)
+
+
+def _bias_corrections(table, row, col, a, b):
+    """kernel._opt_count for a counted update: t += 1, (1 - a^t, 1 - b^t)."""
+    table[row, col] += 1.0
+    tt = table[row, col]
+    return 1.0 - a ** tt, 1.0 - b ** tt
+
+
+def _plasticity(kern, j, proj_int, proj_float, pop_int, pop_float, d, R, c, dt, NB, B, pf, stat, seq, counts):
+    pre_off, npre, post_off, npost, port, sig, woff = (int(v) for v in proj_int[j, :7])
+    diag = bool(proj_int[j, 7] == 1)
+    rule = int(proj_int[j, 8])
+    dwoff = int(proj_int[j, 11])
+    moff = int(proj_int[j, 12])
+    ip = int(proj_int[j, 13])
+    okind = int(proj_float[j, 5])
+    oa, ob, oeps = float(proj_float[j, 6]), float(proj_float[j, 7]), float(proj_float[j, 8])
+    bc1, bc2 = 1.0, 1.0
+    if okind != 0:
+        bc1, bc2 = _bias_corrections(proj_float, j, 9, oa, ob)
+        counts.append((seq, 0, j))
+    eoff = int(proj_int[j, 16]) if proj_int[j, 16] >= 0 else post_off
+    po = sig * NB + pre_off * B
+    vsig = _V1 if port == 1 else _V0
+    _cfg(kern.k_post_factor, npost * B)(rule, npost, npre, post_off, eoff, port, vsig, po, woff, diag,
+                                        int(pop_int[ip, 2]), float(pop_float[ip, 4]), float(pop_float[ip, 5]),
+                                        float(pop_float[ip, 6]), d["g_lk"], d["g0"], d["g1"], d["W"], d["state"],
+                                        R, NB, B, pf, stat, seq)
+    _cfg(kern.k_weights, npost if diag else npost * npre)(
+        npost, npre, po, woff, diag, dwoff, moff, float(proj_float[j, 1]), float(proj_float[j, 2]), okind,
+        int(proj_int[j, 14]), oa, ob, oeps, bc1, bc2, float(c), dt, d["W"], d["dwf"], d["masks"], R, B, pf,
+        stat, seq)
+
+
+def _pop_learn(kern, i, pop_int, pop_float, d, gate, dt, NB, B, stat, seq, counts):
+    off, n = int(pop_int[i, 0]), int(pop_int[i, 1])
+    rule = int(pop_int[i, 6])
+    eta_b = float(pop_float[i, 3]) * gate
+    eta_t = float(pop_float[i, 1]) * gate
+    if eta_b == 0.0 and (rule == 0 or eta_t == 0.0):
+        return
+    okind = int(pop_float[i, 7])
+    oa, ob, oeps = float(pop_float[i, 8]), float(pop_float[i, 9]), float(pop_float[i, 10])
+    bc1, bc2 = 1.0, 1.0
+    if okind != 0 and rule != 0 and eta_t != 0.0:
+        bc1, bc2 = _bias_corrections(pop_float, i, 11, oa, ob)
+        counts.append((seq, 1, i))
+    esh = int(pop_int[i, 11]) - off if pop_int[i, 11] >= 0 else 0
+    _cfg(kern.k_pop_learn, n)(off, n, rule, eta_b, eta_t, float(pop_float[i, 2]), okind, int(pop_int[i, 10]),
+                              oa, ob, oeps, bc1, bc2, esh, d["g0"], d["bias"], d["state"], dt, NB, B, d["dwf"],
+                              stat, seq)
