@@ -325,9 +325,10 @@ PROTOCOL = {
     "input": Field("str", False, "input", doc="input population"),
     "output": Field("str", False, "output", doc="output population"),
     "snapshot_every": Field("int", False, 0, low=0, doc="store the weights every this many epochs (0: never)"),
-    "checkpoint_every": Field("int", False, 1, low=0, unit="epochs",
+    "checkpoint_every": Field("int", False, low=0, unit="epochs",
                               doc="write a checkpoint (state, weights, RNGs, metrics) into the store after the "
-                                  "setup and every this many epochs (0: never); resume with "
+                                  "setup and every this many epochs (0: never; default: after every epoch that "
+                                  "ends >= 30 s after the last checkpoint); resume with "
                                   "`microcircuit run --resume STORE`"),
 }
 
