@@ -45,50 +45,20 @@ from .checks import (array_shape, weight_shape_message, connector_shape_message,
                      one_to_one_message, stimulus_kind_problem, second_rate_message)
 from .errors import CircuitError
 from .models import PRESETS
-from .models.base import (N_PORTS, PORT_PROXIMAL, PORT_APICAL, PORT_NUDGE, SIG_U, SIG_UPROS, SIG_R,
-                          SIGNAL_NAMES)
+from .layout import *  # noqa: F401,F403  (the engine's names: layout.py owns them; re-exported here)
+from .layout import (N_PORTS, PORT_PROXIMAL, PORT_APICAL, PORT_NUDGE, SIG_U, SIG_UPROS, SIG_R, SIGNAL_NAMES,
+                     N_SIG, N_PREV, N_EXT, OP_COPY_PREV, OP_STIM, OP_CLEAR_PORTS, OP_PROJECT, OP_SOMA, OP_ERROR,
+                     OP_BACKPROJECT, OP_PLASTICITY, OP_POP_LEARN, OP_ERROR_PROJECT, OP_PROJECT_ERROR, OP_NAMES,
+                     EXT_WTE, COPY_SHIFT, IN_TARGET, IN_EXT_CURRENT, LOSS_IDS, RULE_IDS, TAU_RULE_IDS, SCHEMES,
+                     OPTIMIZER_IDS, N_PJ_COLS, N_PF_COLS, N_PP_COLS, N_PPF_COLS,
+                     PJ_PRE_OFF, PJ_NPRE, PJ_POST_OFF, PJ_NPOST, PJ_PORT, PJ_SIGNAL, PJ_W_OFF, PJ_DIAG,
+                     PJ_RULE, PJ_FB, PJ_FB_OFF, PJ_DW_OFF, PJ_MASK_OFF, PJ_POST_POP, PJ_OPT_OFF, PJ_TIED,
+                     PJ_ERR_OFF, PF_ETA, PF_TAU_W, PF_W_MAX, PF_T_ON, PF_T_OFF, PF_OPT, PF_OPT_A, PF_OPT_B,
+                     PF_OPT_EPS, PF_OPT_T, PP_OFF, PP_N, PP_ACT, PP_LOSS, PP_INPUT, PP_ERRMODE, PP_TAU_RULE,
+                     PP_TAUR_MODE, PP_GATED, PP_NOISE, PP_TAU_OPT_OFF, PP_PARTNER, PPF_BETA, PPF_ETA_TAU,
+                     PPF_TAU_MIN, PPF_ETA_BIAS, PPF_A0, PPF_A1, PPF_A2, PPF_TOPT, PPF_TOPT_A, PPF_TOPT_B,
+                     PPF_TOPT_EPS, PPF_TOPT_T)
 from .stimuli import KIND_IDS, Stimulus
-
-N_SIG = 11
-N_PREV = 5          # signals u, u_pros, r, phi', e have a previous-step copy
-
-# opcodes
-OP_COPY_PREV, OP_STIM, OP_CLEAR_PORTS, OP_PROJECT, OP_SOMA, OP_ERROR, OP_BACKPROJECT, OP_PLASTICITY, \
-    OP_POP_LEARN = range(9)
-OP_NAMES = ["copy_prev", "stimulus", "clear_ports", "project", "soma", "error", "backproject",
-            "plasticity", "population_learning"]
-# cortical mapping (separate error populations, models/error.py): a projection between error
-# populations (W^T e tied to a forward weight, or a fixed B) into the error input; a projection
-# carrying e into a port, reading the error of the current step
-OP_ERROR_PROJECT, OP_PROJECT_ERROR = 9, 10
-OP_NAMES += ["error_project", "project_error"]
-
-LOSS_IDS = {"none": 0, "rate": 1, "voltage": 2, "cross_entropy": 3}
-RULE_IDS = {"none": 0, "error": 1, "urbanczik_senn": 2, "apical_homeostasis": 3, "target_prop": 4}
-TAU_RULE_IDS = {"none": 0, "gle": 1, "le_adapt": 2}
-SCHEMES = {"synchronous": 0, "sequential": 1, "published_microcircuit": 2}
-# optimisers applied to the local gradient estimates (weights: per projection; tau_m: per population)
-OPTIMIZER_IDS = {"sgd": 0, "momentum": 1, "adam": 2}
-
-# projection int table columns
-(PJ_PRE_OFF, PJ_NPRE, PJ_POST_OFF, PJ_NPOST, PJ_PORT, PJ_SIGNAL, PJ_W_OFF, PJ_DIAG, PJ_RULE, PJ_FB,
- PJ_FB_OFF, PJ_DW_OFF, PJ_MASK_OFF, PJ_POST_POP, PJ_OPT_OFF) = range(15)
-# cortical mapping: index of the forward projection whose transpose this error projection uses
-# (-1: own weights); offset of the error population the rule "error" reads (-1: the post population)
-PJ_TIED, PJ_ERR_OFF = 15, 16
-N_PJ_COLS = 17
-# projection float table columns
-PF_ETA, PF_TAU_W, PF_W_MAX, PF_T_ON, PF_T_OFF, PF_OPT, PF_OPT_A, PF_OPT_B, PF_OPT_EPS, PF_OPT_T = range(10)
-# population int table columns
-(PP_OFF, PP_N, PP_ACT, PP_LOSS, PP_INPUT, PP_ERRMODE, PP_TAU_RULE, PP_TAUR_MODE, PP_GATED,
- PP_NOISE, PP_TAU_OPT_OFF) = range(11)
-# cortical mapping: offset of the partner population (error population of a representation
-# population, and vice versa; -1: none, errors fused)
-PP_PARTNER = 11
-N_PP_COLS = 12
-# population float table columns
-PPF_BETA, PPF_ETA_TAU, PPF_TAU_MIN, PPF_ETA_BIAS, PPF_A0, PPF_A1, PPF_A2, PPF_TOPT, PPF_TOPT_A, PPF_TOPT_B, \
-    PPF_TOPT_EPS, PPF_TOPT_T = range(12)
 
 
 @dataclass
@@ -117,7 +87,7 @@ class Program:
     state: np.ndarray                 # (N_SIG * N * B,) current signals
     prev: np.ndarray                  # previous-step signals
     ports: np.ndarray                 # (N_PORTS * N * B,)
-    ext: np.ndarray                   # (4 * N * B,): target y, somatic current, error current, W^T e accumulator
+    ext: np.ndarray                   # (N_EXT * N * B,): EXT_TARGET, EXT_CURRENT, EXT_ERROR, EXT_WTE rows
     seed: int = 0
     rng: np.random.Generator = None
     step: int = 0
@@ -343,7 +313,7 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
     pop_int = np.zeros((P, N_PP_COLS), np.int64)
     pop_int[:, PP_TAU_OPT_OFF] = -1
     pop_int[:, PP_PARTNER] = -1
-    pop_float = np.zeros((P, 12), np.float64)
+    pop_float = np.zeros((P, N_PPF_COLS), np.float64)
     neuron = {k: np.zeros(N) for k in ("g_lk", "g0", "g1", "g_nud", "tau_r", "gamma", "sigma", "bias",
                                        "err_tau")}
     stimuli = list(stimuli)
@@ -424,7 +394,7 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
     projs = circuit.projections
     J = len(projs)
     proj_int = np.full((J, N_PJ_COLS), -1, np.int64)
-    proj_float = np.zeros((J, 10))
+    proj_float = np.zeros((J, N_PF_COLS))
     w_blocks, dw_size, mask_blocks = [], 0, []
     w_size, mask_size = 0, 0
     w_rngs = [np.random.default_rng(s) for s in ss_weights.spawn(max(J, 1))]
@@ -587,7 +557,7 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
                    proj_names=[p.name for p in projs], proj_int=proj_int, proj_float=proj_float,
                    weights=weights, dw_filter=np.zeros(max(dw_size, 1), dtype), masks=masks, ops=ops,
                    stimuli=stimuli, stim_int=stim_int, n_stim_cols=col, state=state, prev=state.copy(),
-                   ports=np.zeros(N_PORTS * N * B, dtype), ext=np.zeros(4 * N * B, dtype), seed=seed,
+                   ports=np.zeros(N_PORTS * N * B, dtype), ext=np.zeros(N_EXT * N * B, dtype), seed=seed,
                    rng=np.random.default_rng(ss_noise), circuit=circuit,
                    proj_index={p.name: j for j, p in enumerate(projs)}, pop_index=pop_index)
     init_state(prog)
@@ -613,7 +583,7 @@ def init_state(prog: Program):
     from .models.base import SIG_RP
     N, B = prog.n_total, prog.batch
     prog.state[:] = 0
-    prog.ext[3 * N * B:] = 0      # the error input sent down by the last step (synchronous scheme)
+    prog.ext[EXT_WTE * N * B:] = 0   # the error input sent down by the last step (synchronous scheme)
     st = prog.state.reshape(N_SIG, N, B)
     for i in range(len(prog.pop_names)):
         if prog.pop_int[i, PP_INPUT]:
@@ -657,11 +627,12 @@ def build_ops(circuit, pops, projs, proj_int, pop_int, scheme, stim_int=None):
             inputs = mask
             for off, n, kind, col in (stim_int if stim_int is not None else ()):
                 if off == pop_int[i, PP_OFF]:
-                    inputs |= (1 << 4) if kind == KIND_IDS["target"] else (1 << 5) if kind == KIND_IDS["current"] else 0
+                    inputs |= (1 << IN_TARGET) if kind == KIND_IDS["target"] else \
+                        (1 << IN_EXT_CURRENT) if kind == KIND_IDS["current"] else 0
             ops += [(OP_PROJECT_ERROR if proj_int[j, PJ_SIGNAL] == SIGNAL_NAMES["e"] else OP_PROJECT, j)
                     for j in incoming[i]]
             if stim_int is None:          # unknown stimuli: read both ext inputs
-                inputs |= (1 << 4) | (1 << 5)
+                inputs |= (1 << IN_TARGET) | (1 << IN_EXT_CURRENT)
             ops.append((OP_SOMA, i + len(pops) * inputs))
         return ops
 
@@ -674,7 +645,7 @@ def build_ops(circuit, pops, projs, proj_int, pop_int, scheme, stim_int=None):
         # at batch 128 the copy is a tenth of the step, so it is kept to what is needed (a test
         # compares against copying everything, bit for bit).
         # Each op copies one range [lo, hi) of flat neuron indices (signal * N + neuron), packed as
-        # lo << 31 | hi; adjacent ranges are merged.
+        # lo << COPY_SHIFT | hi; adjacent ranges are merged.
         N = int(pop_int[:, PP_N].sum()) if len(pops) else 0
         need = set()
         for j, pr in enumerate(projs):
@@ -697,7 +668,7 @@ def build_ops(circuit, pops, projs, proj_int, pop_int, scheme, stim_int=None):
                     ranges[-1][1] = hi
                 else:
                     ranges.append([lo, hi])
-        return [(OP_COPY_PREV, (lo << 31) | hi) for lo, hi in ranges if hi > lo]
+        return [(OP_COPY_PREV, (lo << COPY_SHIFT) | hi) for lo, hi in ranges if hi > lo]
 
     def errors():
         ops = []

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .compile import Program, N_SIG, PP_INPUT, SCHEMES
+from .compile import Program
+from .layout import N_SIG, PP_INPUT, SCHEMES, SIGNAL_LABELS
 from .errors import DivergenceError, SimulationError, CircuitError
 from .recording import close_reason, time_labels
 from .models import get_model
 
-_SIG_LABELS = ["u", "u_pros", "r", "phi_prime", "e", "udot", "v0", "v1", "eps", "v_err", "u_tgt"]
+_SIG_LABELS = SIGNAL_LABELS
 
 
 @dataclass

@@ -71,11 +71,7 @@ LOSSES = {
 }
 
 
-# Kernel signal codes (rows of the state table; see compile.py).
-SIG_U, SIG_UPROS, SIG_R, SIG_RP, SIG_E, SIG_UDOT, SIG_V0, SIG_V1, SIG_EPS, SIG_VERR, SIG_UTGT = range(11)
-SIGNAL_NAMES = {"u": SIG_U, "u_pros": SIG_UPROS, "r": SIG_R, "phi_prime": SIG_RP, "e": SIG_E,
-                "udot": SIG_UDOT}
-
-# Kernel port indices.
-PORT_PROXIMAL, PORT_APICAL, PORT_NUDGE, PORT_CURRENT = 0, 1, 2, 3
-N_PORTS = 4
+# Kernel signal codes and ports: named once in microcircuit.layout (re-exported for the models).
+from ..layout import (SIG_U, SIG_UPROS, SIG_R, SIG_RP, SIG_E, SIG_UDOT, SIG_V0, SIG_V1,  # noqa: E402,F401
+                      SIG_EPS, SIG_VERR, SIG_UTGT, SIGNAL_NAMES, PORT_PROXIMAL, PORT_APICAL, PORT_NUDGE,
+                      PORT_CURRENT, N_PORTS)
