@@ -1,92 +1,223 @@
-"""Bars 9-30-3 presentation-time sweep: LE microcircuit vs the original (Sacramento) model.
+"""Bars 9-30-3 presentation-time sweep (LE paper Fig. 3): LE microcircuit vs the original model.
 
-LE paper Fig. 3 (docs/models/microcircuit.md, "Experiments"): Bern conductances, softplus, self-predicting init,
-eta * t_pres fixed (up 0.5/0.1, ip 0.2, pi 0), |W_up| <= 4/5, 8 parallel streams, dt 0.1 ms.
-Uses ``microcircuit.microcircuit_tasks.bars_run``.
+The published grid (``unibe-cns/le_NeurIPS_code``, ``experiment_configs/bars_{le,orig}_tpres_<N>.yaml``):
+t_pres = N dt, N in {3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000}, dt = 0.1 ms; 1000 epochs;
+seeds 12345-12354; Bern conductances, softplus, self-predicting start, no bias; learning rates
+eta * t_pres = 0.5 (up, hidden) / 0.1 (up, output) / 0.2 (ip) / 0 (pi), |W_up| <= 4 / 5; no
+learning lag; input and target low-pass tau_0 = dt (no filter); voltage targets 0.1 / 1.0.
+Read-out (as the published code): LE averages u_pros over the whole presentation (out_lag 0);
+the original model averages u over [out_lag, t_pres) with the published out_lag per N
+(``OUT_LAG_MS``). Accuracy: argmax of the read-out on the 8 patterns, nudging and plasticity off.
 
-Acceptance: LE 100 % training accuracy at every t_pres >= 1 ms, and LE >= original at every t_pres,
-both models run with the sequential (Gauss-Seidel) update order (pyramids bottom-up, then
-interneurons). The synchronous (Jacobi) stepping of the published codes is shown for comparison:
-there every layer adds one dt of pipeline delay, so at t_pres = 3 dt the error reaches the hidden
-layer after the pattern has changed and neither model learns.
+Stepping: ``scheme = "published_microcircuit"`` (microcircuit/compile.py: the published code's
+step, LE with the one-step target delay). The published code presents one pattern at a time
+(batch 1). Here ``batch`` streams run in parallel, each an online learner, and the weight
+change of a step is the sum over the streams; that multiplies the per-step update of the
+one-step-late learning loop by ``batch``. Batch 8 is used only where ``8 dt eta_up1 <= 0.05``
+(t_pres >= 8 ms, N >= 100), below the measured stability threshold of that loop; shorter
+presentations run at batch 1 exactly as published.
 
-    python analysis/mc_bars_sweep.py [--quick]
+Results go row by row to ``analysis/results/mc_bars_runs.csv`` (one row per model, N, seed,
+scheme); a rerun skips rows already there (resumable). ``--report`` writes mc_bars.md and
+mc_bars.png from the CSV.
+
+    python analysis/mc_bars_sweep.py            # full grid (long; resumable), then the report
+    python analysis/mc_bars_sweep.py --report   # table and figure from the CSV only
+    python analysis/mc_bars_sweep.py --quick    # reduced grid, *_quick files (suite-sized)
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import datetime
+import os
+import subprocess
 import time
 from pathlib import Path
 
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
 
-from microcircuit.microcircuit_tasks import bars_run  # noqa: E402
+from microcircuit.microcircuit_tasks import bars_run
 
 RESULTS = Path(__file__).resolve().parent / "results"
-T_PRES = [0.3, 1.0, 3.0, 10.0, 30.0]
+DT = 0.1
+N_STEPS = [3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
+SEEDS = list(range(12345, 12355))
+EPOCHS = 1000
+SCHEME = "published_microcircuit"
+# out_lag (ms) of the original model in the published configs, by N; LE uses 0 (whole presentation)
+OUT_LAG_MS = {3: 0.0, 5: 0.2, 10: 0.5, 20: 1.0, 50: 2.0, 100: 5.0, 200: 15.0, 500: 40.0, 1000: 80.0,
+              2000: 80.0, 5000: 80.0}
+EVAL_EVERY = 50
+FIELDS = ["model", "n_steps", "t_pres_ms", "seed", "scheme", "batch", "epochs", "out_lag_ms", "accuracy",
+          "mse", "best_accuracy", "curve", "w_up1_max", "wall_s", "commit", "utc"]
+TAU_EFF = 1.0 / (0.03 + 0.1 + 0.06)
+
+
+def batch_for(n_steps):
+    """Parallel streams for presentation length N: 8 where 8 * dt * eta_up1 <= 0.05 (N >= 100)."""
+    return 8 if 8 * DT * (0.5 / (n_steps * DT)) <= 0.05 + 1e-12 else 1
+
+
+def git_commit():
+    if os.environ.get("MC_BARS_COMMIT"):          # the run imports a snapshot of this commit
+        return os.environ["MC_BARS_COMMIT"]
+    try:
+        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=RESULTS.parent,
+                                       text=True).strip()
+    except Exception:
+        return "unknown"
+
+
+def read_rows(path):
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def one_run(model, n, seed, epochs, scheme):
+    T = n * DT
+    le = model == "LE"
+    out_lag = 0.0 if le else OUT_LAG_MS[n]
+    b = batch_for(n)
+    r = bars_run(le=le, t_pres=T, epochs=epochs, seed=seed, batch=b, out_lag=out_lag, scheme=scheme,
+                 eval_every=EVAL_EVERY if epochs >= 2 * EVAL_EVERY else max(1, epochs // 5))
+    accs = [a for _, a in r["curve"]]
+    return {"model": model, "n_steps": n, "t_pres_ms": f"{T:g}", "seed": seed, "scheme": scheme, "batch": b,
+            "epochs": epochs, "out_lag_ms": out_lag, "accuracy": r["accuracy"], "mse": f"{r['mse']:.6g}",
+            "best_accuracy": max(accs), "curve": ";".join(f"{a:g}" for a in accs),
+            "w_up1_max": f"{r['w_up1_max']:.4g}", "wall_s": f"{r['wall_s']:.2f}", "commit": git_commit(),
+            "utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def estimate(grid, epochs, scheme):
+    """Seconds for the grid from a probe: steps/s of a long and a short presentation."""
+    t = time.time()
+    bars_run(le=False, t_pres=100 * DT, epochs=20, seed=0, batch=8, out_lag=5.0, scheme=scheme)
+    sps8 = 20 * 100 / (time.time() - t)
+    t = time.time()
+    bars_run(le=False, t_pres=3 * DT, epochs=100, seed=0, batch=1, out_lag=0.0, scheme=scheme)
+    per_epoch_short = (time.time() - t) / 100        # overhead-dominated (8 presentations of 3 steps)
+    total = 0.0
+    for _, n, _ in grid:
+        b = batch_for(n)
+        steps = epochs * n * (8 // b) * (1 + 1.0 / EVAL_EVERY)
+        total += steps / sps8 + epochs * per_epoch_short
+    return total, sps8, per_epoch_short
+
+
+def run_grid(grid, epochs, scheme, csv_path):
+    done = {(r["model"], int(r["n_steps"]), int(r["seed"]), r["scheme"], int(r["epochs"]))
+            for r in read_rows(csv_path)}
+    todo = [g for g in grid if (g[0], g[1], g[2], scheme, epochs) not in done]
+    print(f"{len(grid) - len(todo)} of {len(grid)} runs already in {csv_path.name}; {len(todo)} to do", flush=True)
+    if not todo:
+        return
+    est, sps, pe = estimate(todo, epochs, scheme)
+    print(f"probe: {sps:.0f} steps/s (batch 8), {1e3 * pe:.1f} ms per short epoch; estimate {est / 60:.1f} min "
+          f"for the runs to do (one core, if uncontended)", flush=True)
+    new = not csv_path.exists()
+    for model, n, seed in todo:
+        row = one_run(model, n, seed, epochs, scheme)
+        with open(csv_path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=FIELDS)
+            if new:
+                w.writeheader()
+                new = False
+            w.writerow(row)
+        print(f"{model:4s} N={n:5d} seed={seed} acc={row['accuracy']:.3f} best={row['best_accuracy']:.3f} "
+              f"mse={row['mse']} |W1|max={row['w_up1_max']} {row['wall_s']} s", flush=True)
+
+
+def report(csv_path, md_path, png_path, scheme, epochs, title_extra=""):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in read_rows(csv_path) if r["scheme"] == scheme and int(r["epochs"]) == epochs]
+    ns = sorted({int(r["n_steps"]) for r in rows})
+    stat = {}
+    for model in ("LE", "orig"):
+        for n in ns:
+            rr = [r for r in rows if r["model"] == model and int(r["n_steps"]) == n]
+            if rr:
+                a = np.array([float(r["accuracy"]) for r in rr])
+                b = np.array([float(r["best_accuracy"]) for r in rr])
+                stat[(model, n)] = (100 * a.mean(), 100 * a.std(), len(a), 100 * b.mean(),
+                                    sum(float(r["wall_s"]) for r in rr), int(rr[0]["batch"]),
+                                    float(rr[0]["out_lag_ms"]), 100 * a.min())
+    wall = sum(float(r["wall_s"]) for r in rows)
+
+    def cell(model, n):
+        if (model, n) not in stat:
+            return "not run", "", ""
+        m, s, k, b, w, _, _, mn = stat[(model, n)]
+        return f"{m:.1f} ± {s:.1f} (n={k}, min {mn:.1f})", f"{b:.1f}", f"{w:.0f}"
+
+    lines = [f"# Bars 9-30-3 over presentation time: LE vs original microcircuit{title_extra}", "",
+             f"`python analysis/mc_bars_sweep.py{' --quick' if 'quick' in md_path.name else ''}` (then `--report`) — "
+             f"published grid and parameters (`experiment_configs/bars_{{le,orig}}_tpres_<N>.yaml`), {epochs} epochs, "
+             f"scheme `{scheme}`, per-run rows in `{csv_path.name}`. Accuracy = final training accuracy on the 8 "
+             "patterns (nudging and plasticity off; LE reads u_pros averaged over the presentation, the "
+             "original u averaged after its published out_lag). Mean ± std over seeds; 'best' = mean over "
+             f"seeds of the highest accuracy seen at the evaluations every {EVAL_EVERY} epochs. "
+             f"tau_eff = 1/g_tot = {TAU_EFF:.2f} ms. Total wall {wall / 60:.1f} min (one core, shared).", "",
+             "| N (t_pres / dt) | t_pres (ms) | batch | orig out_lag (ms) | LE acc % | LE best % | "
+             "original acc % | original best % | wall s (LE / orig) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for n in ns:
+        le, orig = cell("LE", n), cell("orig", n)
+        lines.append(f"| {n} | {n * DT:g} | {batch_for(n)} | {OUT_LAG_MS.get(n, 0):g} | {le[0]} | {le[1]} | "
+                     f"{orig[0]} | {orig[1]} | {le[2]} / {orig[2]} |")
+    md_path.write_text("\n".join(lines) + "\n" + NOTES.get(md_path.name, ""))
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for model, lab, m in (("LE", "LE microcircuit", "o-"), ("orig", "original (Sacramento)", "s--")):
+        x = [n * DT for n in ns if (model, n) in stat]
+        if not x:
+            continue
+        y = [stat[(model, n)][0] for n in ns if (model, n) in stat]
+        e = [stat[(model, n)][1] for n in ns if (model, n) in stat]
+        ax.errorbar(x, y, yerr=e, fmt=m, capsize=3, label=lab)
+    ax.axvline(TAU_EFF, color="gray", lw=0.8, ls=":", label=r"$\tau_\mathrm{eff}$ = %.2f ms" % TAU_EFF)
+    ax.set_xscale("log")
+    ax.set_xlabel("presentation time $t_\\mathrm{pres}$ (ms)")
+    ax.set_ylabel("training accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title(f"Bars 9-30-3, {epochs} epochs, mean ± std over seeds", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    print("\n".join(lines))
+
+
+NOTES = {}   # filled below the table by the analysis text (mc_bars.md)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer epochs, 1 seed (<= 30 s)")
+    ap.add_argument("--quick", action="store_true", help="reduced grid (N 3 and 500, 1 seed, few epochs)")
+    ap.add_argument("--report", action="store_true", help="only write the table and figure from the CSV")
     ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--seeds", type=int, default=None)
+    ap.add_argument("--seeds", type=int, default=None, help="number of seeds from 12345")
+    ap.add_argument("--scheme", default=SCHEME)
+    ap.add_argument("--long-seeds", type=int, default=None,
+                    help="seeds for N = 5000 (run last, after the whole rest of the grid)")
     a = ap.parse_args()
-    epochs = a.epochs or (100 if a.quick else 300)
-    seeds = list(range(a.seeds or (1 if a.quick else 3)))
-    t_pres = [0.3, 1.0, 10.0] if a.quick else T_PRES
     suffix = "_quick" if a.quick else ""
-    acc = {}
-    t0 = time.time()
-    jac = {}
-    for T in t_pres:
-        for le in (True, False):
-            acc[(T, le)] = [bars_run(le=le, t_pres=T, epochs=epochs, seed=s, scheme="sequential")["accuracy"]
-                            for s in seeds]
-            jac[(T, le)] = [bars_run(le=le, t_pres=T, epochs=epochs, seed=s, scheme="synchronous")["accuracy"]
-                            for s in seeds]
-            print(f"t_pres={T:5.1f} ms  {'LE  ' if le else 'orig'}  acc={acc[(T, le)]}  Jacobi {jac[(T, le)]}",
-                  flush=True)
-    wall = time.time() - t0
-
-    rows, ok_all = [], True
-    for T in t_pres:
-        le_a, or_a = np.array(acc[(T, True)]), np.array(acc[(T, False)])
-        ok100 = (T < 1.0) or bool(np.all(le_a == 1.0))
-        okge = bool(np.all(le_a >= or_a))
-        ok_all &= ok100 and okge
-        rows.append(f"| {T:g} | {100 * le_a.mean():.1f} (min {100 * le_a.min():.1f}) | "
-                    f"{100 * or_a.mean():.1f} (min {100 * or_a.min():.1f}) | "
-                    f"{'yes' if ok100 else 'NO'}{' (n/a, < 1 ms)' if T < 1.0 else ''} | {'yes' if okge else 'NO'} | "
-                    f"{100 * np.mean(jac[(T, True)]):.1f} | {100 * np.mean(jac[(T, False)]):.1f} |")
-    md = [f"# Bars 9-30-3: LE vs original microcircuit{' (quick)' if a.quick else ''}", "",
-          f"`python analysis/mc_bars_sweep.py{' --quick' if a.quick else ''}` — {epochs} epochs "
-          f"(reduced; LE paper trains longer), seeds {seeds}, 8 parallel streams, dt 0.1 ms, "
-          f"eta * t_pres fixed. Training accuracy on the 8 Bars patterns. Wall {wall:.0f} s.", "",
-          "| t_pres (ms) | LE acc % (mean over seeds) | original acc % | LE = 100 % (t_pres >= 1 ms) | "
-          "LE >= original (all seeds) | Jacobi: LE acc % | Jacobi: original acc % |",
-          "|---|---|---|---|---|---|---|", *rows, "",
-          f"Acceptance (docs/models/microcircuit.md, \"Checks the tests rely on\"): **{'PASS' if ok_all else 'FAIL'}**", "",
-          "Main columns: sequential (Gauss-Seidel) update order for both models. Jacobi columns: the "
-          "synchronous stepping of the published codes (LE with a one-step target delay). At t_pres 0.3 ms "
-          "= 3 dt the Jacobi pipeline (one dt per layer, forward and back) delivers the apical error after the "
-          "pattern has switched, so neither model learns there; with Gauss-Seidel only the top-down back "
-          "edge keeps a one-step delay and LE learns.", ""]
-    (RESULTS / f"mc_bars{suffix}.md").write_text("\n".join(md))
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for le, lab, m in ((True, "LE microcircuit", "o-"), (False, "original", "s--")):
-        y = [100 * np.mean(acc[(T, le)]) for T in t_pres]
-        ax.plot(t_pres, y, m, label=lab + " (Gauss-Seidel)")
-        ax.plot(t_pres, [100 * np.mean(jac[(T, le)]) for T in t_pres], m, alpha=0.35, label=lab + " (Jacobi)")
-    ax.axvline(1 / 0.19, color="gray", lw=0.8, ls=":", label=r"$\tau_\mathrm{eff}$ = 5.3 ms")
-    ax.set_xscale("log"); ax.set_xlabel("presentation time (ms)"); ax.set_ylabel("training accuracy (%)")
-    ax.set_ylim(0, 105); ax.set_title(f"Bars 9-30-3, {epochs} epochs"); ax.legend(fontsize=8)
-    fig.tight_layout(); fig.savefig(RESULTS / f"mc_bars{suffix}.png", dpi=120)
-    print("\n".join(md))
+    epochs = a.epochs or (150 if a.quick else EPOCHS)
+    seeds = SEEDS[:a.seeds or (1 if a.quick else len(SEEDS))]
+    ns = [3, 500] if a.quick else N_STEPS
+    csv_path = RESULTS / f"mc_bars_runs{suffix}.csv"
+    if not a.report:
+        # everything except the longest N first (seed-major), then N = 5000 seed by seed
+        grid = [(m, n, s) for s in seeds for n in ns if n != 5000 for m in ("LE", "orig")]
+        long_seeds = seeds[:a.long_seeds] if a.long_seeds else seeds
+        grid += [(m, 5000, s) for s in long_seeds for m in ("LE", "orig")] if 5000 in ns else []
+        run_grid(grid, epochs, a.scheme, csv_path)
+    report(csv_path, RESULTS / f"mc_bars{suffix}.md", RESULTS / f"mc_bars{suffix}.png", a.scheme, epochs,
+           " (quick)" if a.quick else "")
 
 
 if __name__ == "__main__":
