@@ -60,10 +60,9 @@ def cuda_problem():
     except Exception:          # a broken driver or toolkit: the same answer as no device
         ok = False
     if not ok:
-        return ("backend 'cuda': no CUDA GPU is available (numba.cuda.is_available() is False: no device, "
-                "no driver, or the CUDA libraries are missing; numba-cuda's toolkit comes with "
-                "pip install 'microcircuit[cuda]' plus numba-cuda[cu12] or [cu13] matching the driver); "
-                "use backend = \"numba\" on this machine")
+        return ("backend 'cuda': no CUDA GPU is available here (numba.cuda.is_available() is False: no device, "
+                "no driver, or no CUDA toolkit for numba-cuda); on a GPU machine install the extra with "
+                "pip install 'microcircuit[cuda]', here use backend = \"numba\"")
     return None
 
 
