@@ -50,7 +50,7 @@ from .layout import (N_PORTS, PORT_PROXIMAL, PORT_APICAL, PORT_NUDGE, SIG_U, SIG
                      N_SIG, N_PREV, N_EXT, OP_COPY_PREV, OP_STIM, OP_CLEAR_PORTS, OP_PROJECT, OP_SOMA, OP_ERROR,
                      OP_BACKPROJECT, OP_PLASTICITY, OP_POP_LEARN, OP_ERROR_PROJECT, OP_PROJECT_ERROR, OP_NAMES,
                      EXT_WTE, COPY_SHIFT, IN_TARGET, IN_EXT_CURRENT, LOSS_IDS, RULE_IDS, TAU_RULE_IDS, SCHEMES,
-                     OPTIMIZER_IDS, N_PJ_COLS, N_PF_COLS, N_PP_COLS, N_PPF_COLS,
+                     OPTIMIZER_IDS, FEEDBACK_IDS, N_PJ_COLS, N_PF_COLS, N_PP_COLS, N_PPF_COLS,
                      PJ_PRE_OFF, PJ_NPRE, PJ_POST_OFF, PJ_NPOST, PJ_PORT, PJ_SIGNAL, PJ_W_OFF, PJ_DIAG,
                      PJ_RULE, PJ_FB, PJ_FB_OFF, PJ_DW_OFF, PJ_MASK_OFF, PJ_POST_POP, PJ_OPT_OFF, PJ_TIED,
                      PJ_ERR_OFF, PF_ETA, PF_TAU_W, PF_W_MAX, PF_T_ON, PF_T_OFF, PF_OPT, PF_OPT_A, PF_OPT_B,
@@ -509,7 +509,7 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
                 row[PJ_ERR_OFF] = offsets[src]
             elif pop_int[ip, PP_PARTNER] >= 0:
                 row[PJ_ERR_OFF] = pop_int[ip, PP_PARTNER]
-        row[PJ_FB] = {"none": 0, "transpose": 1, "random": 2}[fb]
+        row[PJ_FB] = FEEDBACK_IDS[fb]
         if fb != "none" and row[PJ_DIAG]:
             raise CircuitError(f"{where}: error feedback needs a dense connector")
         if fb == "random":

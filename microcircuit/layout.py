@@ -89,7 +89,7 @@ PJ_SIGNAL = 5       # SIG_* of the pre population sent
 PJ_W_OFF = 6        # offset of the (npost, npre) block (npost for one-to-one) in weights
 PJ_DIAG = 7         # 1: one-to-one
 PJ_RULE = 8         # RULE_*
-PJ_FB = 9           # errors sent back through: 0 none, 1 W^T (transpose), 2 fixed B
+PJ_FB = 9           # FB_*: errors sent back through nothing, W^T, or a fixed random B
 PJ_FB_OFF = 10      # offset of the fixed feedback block B
 PJ_DW_OFF = 11      # offset of the tau_w low-pass state in dw_filter (-1: unfiltered)
 PJ_MASK_OFF = 12    # offset of the connectivity mask (-1: dense)
@@ -98,6 +98,9 @@ PJ_OPT_OFF = 14     # offset of the optimiser state in dw_filter
 PJ_TIED = 15        # cortical mapping: forward projection whose transpose this one uses (-1: own)
 PJ_ERR_OFF = 16     # offset of the error population rule "error" reads (-1: the post population)
 N_PJ_COLS = 17
+
+FB_NONE, FB_TRANSPOSE, FB_RANDOM = 0, 1, 2
+FEEDBACK_IDS = {"none": FB_NONE, "transpose": FB_TRANSPOSE, "random": FB_RANDOM}
 
 # ------------------------------------------------------------------ projection float table
 PF_ETA = 0          # learning rate (1/ms)
@@ -139,3 +142,25 @@ PPF_TOPT_B = 9
 PPF_TOPT_EPS = 10
 PPF_TOPT_T = 11     # tau_m optimiser step count (mutable state)
 N_PPF_COLS = 12
+
+# ------------------------------------------------------------------ gates (columns of the per-step gate table)
+GATE_NUDGE = 0        # multiplies g_som of gated populations and the output error's beta
+GATE_PLASTICITY = 1   # multiplies every learning rate
+
+# ------------------------------------------------------------------ stimuli (stim_int rows)
+STIM_KINDS = ("rate", "current", "target", "error")
+STIM_RATE, STIM_CURRENT, STIM_TARGET, STIM_ERROR = 0, 1, 2, 3
+EXT_ROW_OF_KIND = {STIM_CURRENT: EXT_CURRENT, STIM_TARGET: EXT_TARGET, STIM_ERROR: EXT_ERROR}
+ST_POP_OFF, ST_N, ST_KIND, ST_COL = 0, 1, 2, 3     # stim_int columns
+N_ST_COLS = 4
+
+# ------------------------------------------------------------------ recording plan (rec_int rows)
+REC_SIGNAL = 0      # SIG_* recorded
+REC_POP_OFF = 1     # first neuron of the population
+REC_IDX_OFF = 2     # offset of the selected neurons in rec_idx
+REC_NSEL = 3        # number of selected neurons
+REC_STRIDE = 4      # record every this many steps
+REC_BUF_OFF = 5     # offset of the block in rec_buf
+REC_NCOMP = 6       # compartments interleaved in the block
+REC_COMP = 7        # this row's compartment
+N_REC_COLS = 8

@@ -24,7 +24,7 @@ from .jit import njit
 from .checks import is_real_dtype, real_dtype_message
 from .errors import MicrocircuitError
 
-KINDS = ("rate", "current", "target", "error")
+from .layout import STIM_KINDS as KINDS  # noqa: E402  (named once in layout)
 KIND_IDS = {k: i for i, k in enumerate(KINDS)}
 
 
