@@ -31,7 +31,14 @@ step in the root attr ``resumed_with_changed_inputs`` and records the new hashes
 uses those inputs from then on, so a later resume with them is consistent; an edited scenario file
 still differs from the stored text and needs the flag every time).
 
-Runs with a ``[protocol]`` table (epochs, metrics) are not resumable by this module.
+Protocol runs. A run with a ``[protocol]`` table writes the same program checkpoint at epoch
+boundaries (``protocol.checkpoint_every`` epochs, default 1, and after the setup as epoch 0), with the
+protocol's own state added (the shuffling generator's state in the attrs, the metrics so far, the initial
+learning rates and the plateau schedule as float64 arrays; :func:`microcircuit.protocols.resume_protocol`).
+:func:`resume` checks the inputs the same way (a protocol run also hashes the files its data set reads,
+``protocol.dataset_args.<key>``) and hands such a store to ``resume_protocol``, which continues after the
+checkpoint's epoch to the metrics and weights of the uninterrupted run, bit for bit
+(``tests/test_protocol_resume.py``).
 """
 from __future__ import annotations
 
@@ -64,9 +71,20 @@ class InputsChangedError(SimulationError):
 _ARRAYS = ("state", "prev", "ports", "ext", "weights", "dw_filter", "masks", "pop_float", "proj_float")
 
 
-def _rng_state_to_attr(rng):
-    # PCG64 state holds 128-bit integers: keep them exact as JSON text
+def rng_state_to_attr(rng):
+    """A numpy Generator's ``bit_generator.state`` as JSON text (PCG64 state holds 128-bit integers:
+    kept exact as text; never pickled). Restore with ``rng.bit_generator.state = json.loads(text)``."""
     return json.dumps(rng.bit_generator.state, default=int)
+
+
+_rng_state_to_attr = rng_state_to_attr
+
+
+def record_positions(rec):
+    """``{"n_records": ..., "last_step": ...}`` of a Zarr recorder per ``"population/time_dim"``: where a
+    resumed run cuts the records written after the checkpoint."""
+    return {"n_records": {f"{pop}/{dim}": int(ts.n) for (pop, dim), ts in rec._times.items()},
+            "last_step": {f"{pop}/{dim}": ts.last_step for (pop, dim), ts in rec._times.items()}}
 
 
 def program_checkpoint(prog):
@@ -103,8 +121,7 @@ def write_checkpoint(sim):
     if not hasattr(rec, "write_checkpoint"):
         raise SimulationError("checkpoints need a Zarr output store (Simulation(output=...))")
     arrays, attrs = program_checkpoint(sim.program)
-    attrs["n_records"] = {f"{pop}/{dim}": int(ts.n) for (pop, dim), ts in rec._times.items()}
-    attrs["last_step"] = {f"{pop}/{dim}": ts.last_step for (pop, dim), ts in rec._times.items()}
+    attrs.update(record_positions(rec))
     return rec.write_checkpoint(arrays, attrs)
 
 
@@ -184,7 +201,24 @@ def input_files(sc):
             f = _morphology_file(pop["morphology"], base)
             if f is not None:
                 out[f"populations[{k}].morphology"] = f
+    out.update(_dataset_files(sc))
     return out
+
+
+def _dataset_files(sc):
+    """The files a ``[protocol]`` data set reads by name (``dataset_args`` of type "file", e.g. the IDX
+    files of ``mnist_idx``; relative to the working directory, as the loader reads them). Cache folders
+    (type "path") are not hashed: they are large and the loaders check their files themselves."""
+    proto = sc.data.get("protocol")
+    if not isinstance(proto, dict):
+        return {}
+    from .datasets.registry import DATASETS
+    entry = DATASETS.get(proto.get("dataset"))
+    args = proto.get("dataset_args") or {}
+    if entry is None or not isinstance(args, dict):
+        return {}
+    return {f"protocol.dataset_args.{k}": Path(v).resolve() for k, v in args.items()
+            if k in entry.args and entry.args[k].type == "file" and isinstance(v, str)}
 
 
 def scenario_sha256(text, overrides):
@@ -231,7 +265,8 @@ def changed_inputs(path, sc, root_attrs):
 
 
 def resume(path, *, progress=False, backend=None, run=True, allow_changed_inputs=False):
-    """Resume the run stored at ``path`` from its last checkpoint; returns the (closed) Simulation.
+    """Resume the run stored at ``path`` from its last checkpoint; returns the (closed) Simulation, or
+    for a ``[protocol]`` run the :class:`~microcircuit.protocols.TrainResult` (``run`` must be True).
 
     With ``run=False`` the restored, reopened simulation is returned without running it. Raises
     :class:`InputsChangedError` if the run's input files or scenario file changed since it started
@@ -239,13 +274,13 @@ def resume(path, *, progress=False, backend=None, run=True, allow_changed_inputs
     """
     from .recording import ZarrRecorder, _open_root, read_checkpoint
     sc = scenario_from_store(path)
-    if "protocol" in sc.data:
-        raise SimulationError(f"{path}: runs with a [protocol] table cannot be resumed yet")
     arrays, attrs = read_checkpoint(path)
     root_attrs = dict(_open_root(Path(path)).attrs)
     changes = changed_inputs(path, sc, root_attrs)
     if changes and not allow_changed_inputs:
         raise InputsChangedError(path, changes, attrs.get("step"))
+    if "protocol" in sc.data:
+        return _resume_protocol(path, sc, arrays, attrs, root_attrs, changes, progress, run)
     sim = sc.build(output=False, progress=progress, backend=backend)
     restore_program(sim.program, arrays, attrs)
     sim.recorder = ZarrRecorder.reopen(path, sim._specs, n_records=attrs.get("n_records"),
@@ -266,6 +301,24 @@ def resume(path, *, progress=False, backend=None, run=True, allow_changed_inputs
         sim.run(steps=total - sim.program.step)
     sim.close()
     return sim
+
+
+def _resume_protocol(path, sc, arrays, attrs, root_attrs, changes, progress, run):
+    """The protocol branch of :func:`resume`: returns the :class:`~microcircuit.protocols.TrainResult`."""
+    from .protocols import ProtocolCheckpoint, resume_protocol
+    if not run:
+        raise SimulationError(f"{path}: resume(run=False) returns a plain run's simulation; a protocol run "
+                              "resumes as a whole (resume(path))")
+    if "protocol" not in attrs:
+        raise SimulationError(f"{path}: the scenario has a [protocol] table but the checkpoint was written by a "
+                              "plain run; it cannot be resumed as a protocol run")
+    extra = {}
+    if changes:  # allowed: as for plain runs, the new hashes and the history of the changes
+        noted = list(root_attrs.get("resumed_with_changed_inputs", []))
+        extra = {"inputs": input_hashes(sc),
+                 "resumed_with_changed_inputs": [*noted, {"epoch": attrs["protocol"].get("epoch"),
+                                                          "step": attrs.get("step"), "changes": changes}]}
+    return resume_protocol(sc, path, ProtocolCheckpoint(arrays, attrs, extra), progress=progress)
 
 
 def checkpoint_steps(sc):

@@ -19,6 +19,7 @@ from pathlib import Path
 from .errors import MicrocircuitError, DivergenceError, Terminated
 
 
+_RESUME_OUT = "\0resume the --out store"   # --resume given without a STORE (no path holds a NUL)
 EXIT_IO = 4   # exit code of a run stopped by an I/O error (2: bad input, 3: diverged, 128+N: signal N)
 
 
@@ -146,14 +147,18 @@ def cmd_validate(args):
     return 0
 
 
-def cmd_resume(args):
+def cmd_resume(args, store=None):
+    """Continue the run in ``store`` (``--resume STORE``) from its last checkpoint: a plain run to
+    ``simulation.duration``, a ``[protocol]`` run to its last epoch (then its summary is printed)."""
     from .checkpoint import resume
     from .recording import read_checkpoint
-    store = args.resume
+    store = store if store is not None else args.resume
     _, attrs = read_checkpoint(store)
-    print(f"resuming {store} from step {attrs['step']}", file=sys.stderr)
+    where = (f"epoch {attrs['protocol']['epoch']}" if isinstance(attrs.get("protocol"), dict)
+             else f"step {attrs['step']}")
+    print(f"resuming {store} from {where}", file=sys.stderr)
     try:
-        sim = resume(store, progress=not args.no_progress,
+        res = resume(store, progress=not args.no_progress,
                      allow_changed_inputs=getattr(args, "allow_changed_inputs", False))
     except KeyboardInterrupt as exc:
         return _interrupted(store, exc)
@@ -161,8 +166,33 @@ def cmd_resume(args):
         return _err(f"{store}: {exc}", 3)
     except OSError as exc:
         return _write_failed(store, exc)
-    print(f"simulated {sim.step} steps ({sim.time:g} ms); recording: {store}")
+    if hasattr(res, "summary"):      # a protocol run: its TrainResult
+        print(res.summary())
+        print(f"recording: {store}")
+        return 0
+    print(f"simulated {res.step} steps ({res.time:g} ms); recording: {store}")
     return 0
+
+
+def _resume_given_scenario(args):
+    """``run X.toml [--out STORE] --resume``: resume the store this command would write (``--out``, else
+    ``output.path``, else ``<scenario>.zarr``). The store's own scenario text runs; X.toml (with its
+    ``--set`` overrides) must be the scenario the store was written from, otherwise the resume is
+    refused like one whose scenario file was edited, unless ``--allow-changed-inputs``."""
+    from .checkpoint import InputsChangedError, scenario_sha256
+    from .recording import _open_root
+    from .scenario import load_scenario
+    sc = load_scenario(args.scenario, args.set)
+    store = args.out or sc.data.get("output", {}).get("path") or f"{Path(args.scenario).stem}.zarr"
+    if not Path(store).exists():
+        return _err(f"{store}: no such store to resume; run {args.scenario} without --resume to start it")
+    a = dict(_open_root(Path(store)).attrs)
+    given = scenario_sha256(sc.text, [f"{k}={v}" for k, v in sc.overrides])
+    if given != scenario_sha256(a.get("scenario", ""), a.get("overrides", [])) \
+            and not getattr(args, "allow_changed_inputs", False):
+        raise InputsChangedError(store, [f"{args.scenario} (with its --set overrides) is not the scenario the store "
+                                         "was written from; a resume runs the stored scenario"])
+    return cmd_resume(args, store)
 
 
 def cmd_run(args):
@@ -172,9 +202,14 @@ def cmd_run(args):
     an interrupted run continues from its last checkpoint. Exit 2 on bad input, 3 when a plain
     run diverges, 4 on an I/O error, 128+N when stopped by signal N."""
     from .scenario import load_scenario
+    if args.resume is _RESUME_OUT:
+        if args.scenario is None:
+            return _err("--resume needs a STORE (run --resume STORE) or a scenario file (run X.toml --out STORE --resume)")
+        return _resume_given_scenario(args)
     if args.resume:
         if args.scenario is not None:
-            return _err("--resume STORE takes the scenario from the store; give no scenario file")
+            return _err("--resume STORE takes the scenario from the store; give no scenario file "
+                        "(or run X.toml --out STORE --resume)")
         return cmd_resume(args)
     if args.scenario is None:
         return _err("run needs a scenario file (or --resume STORE)")
@@ -261,8 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run a scenario file")
     r.add_argument("scenario", nargs="?")
-    r.add_argument("--resume", metavar="STORE",
-                   help="continue an interrupted run from the last checkpoint in STORE (see output.checkpoint_every)")
+    r.add_argument("--resume", metavar="STORE", nargs="?", const=_RESUME_OUT, default=None,
+                   help="continue an interrupted run from the last checkpoint in STORE (see output.checkpoint_every; "
+                        "protocol runs: protocol.checkpoint_every); with a scenario file and no STORE, resume the "
+                        "store the run writes (--out)")
     r.add_argument("--out", help="Zarr store to write (default: output.path or <scenario>.zarr)")
     r.add_argument("--set", action="append", default=[], metavar="dotted.key=value",
                    help="override a scenario field, e.g. --set simulation.dt=0.05")

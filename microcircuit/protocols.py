@@ -55,7 +55,7 @@ from .errors import MicrocircuitError, ScenarioError
 from .simulation import Simulation, Recording
 from .stimuli import ArrayStimulus
 
-__all__ = ["train", "run_protocol", "TrainResult", "ProtocolError", "build_network", "load_dataset",
+__all__ = ["train", "run_protocol", "resume_protocol", "ProtocolCheckpoint", "TrainResult", "ProtocolError", "build_network", "load_dataset",
            "PlateauSchedule", "per_step_loss",
            "PHASES"]
 
@@ -377,7 +377,7 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
           attrs=None, dtype="float64", lr_schedule="constant", eval_every=1,
           tau_learning_in_training=True, lr_decay=1.0, learning_lag=0.0, presentation="hold",
           plateau_patience=2, plateau_factor=0.5, plateau_phase=None, plateau_eps=0.0,
-          stimuli=(), recordings=()) -> TrainResult:
+          stimuli=(), recordings=(), checkpoint_every=0, resume=None) -> TrainResult:
     """Train a network on a :class:`~microcircuit.datasets.SupervisedData` set by presenting samples.
 
     Parameters
@@ -434,8 +434,25 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
         (the LE / Sacramento learning lag: the weights only learn from the settled state); it
         becomes ``round(learning_lag / dt)`` steps, fewer than the steps per presentation
     eval_every : run the evaluation phases every this many epochs (and always after the last)
+    checkpoint_every : with ``output``, write a checkpoint into the store after the setup (epoch 0:
+        adaptation presentations and initial evaluation done) and after every this many epochs (0:
+        never; "auto": after every epoch that ends at least :data:`AUTO_CHECKPOINT_S` seconds after the
+        last checkpoint, so that short epochs are not slowed down by the checkpoint writes, about 0.1 to
+        0.3 s each); where the checkpoints fall never changes a result. See :func:`resume_protocol`
+    resume : a :class:`ProtocolCheckpoint` read from ``output`` (used by :func:`resume_protocol`):
+        reopen that store instead of creating it, restore the run's state and continue after the
+        checkpoint's epoch; all other arguments must be the ones the run started with
     """
     t0 = time.perf_counter()
+    auto_ckpt = checkpoint_every == "auto"
+    checkpoint_every = 1 if auto_ckpt else checkpoint_every
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
+            or checkpoint_every < 0:
+        raise ProtocolError(f"train.checkpoint_every: must be an integer >= 0 epochs (0: never) or 'auto', "
+                            f"got {checkpoint_every!r}")
+    checkpoint_every = int(checkpoint_every)
+    if resume is not None and output is None:
+        raise ProtocolError("train: resume needs the output store the run wrote")
     if isinstance(data, str):
         data = load_dataset(data)
     for ph in phases:
@@ -538,17 +555,23 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
                 "plateau_phase": plateau_phase, "plateau_eps": float(plateau_eps),
                 "lr_factors": None if lr_factors is None else list(map(float, lr_factors)),
                 "circuit": circuit.describe()}
-    settings.update(attrs or {})
+    settings.update({k: v for k, v in (attrs or {}).items() if k not in _ROOT_ONLY_ATTRS})
 
     recorder = None
     if output is not None:
         from .labels import model_parameters, population_labels
         from .recording import ZarrRecorder
-        recorder = ZarrRecorder(output, runner.circuit_specs, dt=dt, batch=batch, overwrite=overwrite,
-                                chunk_records=_SINK_CHUNK_STEPS, labels=population_labels(circuit),
-                                attrs={"protocol": settings, "parameters": model_parameters(circuit, runner.prog),
-                                       # at the root too, as a plain run's store has them (nwb export reads it)
-                                       **{k: v for k, v in (attrs or {}).items() if k in ("scenario", "scenario_name")}})
+        if resume is not None:
+            recorder = _reopen_store(output, runner, resume)
+        else:
+            recorder = ZarrRecorder(output, runner.circuit_specs, dt=dt, batch=batch, overwrite=overwrite,
+                                    chunk_records=_SINK_CHUNK_STEPS, labels=population_labels(circuit),
+                                    attrs={"protocol": settings,
+                                           "parameters": model_parameters(circuit, runner.prog),
+                                           # at the root too, as a plain run's store has them (nwb export
+                                           # reads it); with the source, overrides and input hashes (resume)
+                                           **{k: v for k, v in (attrs or {}).items()
+                                              if k in ("scenario", "scenario_name") + _ROOT_ONLY_ATTRS}})
         runner.sink = _CircuitSink(recorder, _SINK_CHUNK_STEPS)
 
     metrics: dict[str, list] = {}
@@ -588,13 +611,42 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
                     g.create_array(_safe(p), data=np.ascontiguousarray(w),
                                    dimension_names=("post", "pre")[-w.ndim:], attributes={"projection": p})
 
-    if adapt_presentations:
+    from .compile import PF_ETA, PPF_ETA_BIAS
+    prog = runner.prog
+    E = int(epochs)
+    plateau = PlateauSchedule(int(plateau_patience), float(plateau_factor), eps=float(plateau_eps))
+    plateau_scale = 1.0
+
+    last_ckpt = [time.perf_counter()]
+
+    def checkpoint(epoch):
+        if auto_ckpt and epoch > 0 and time.perf_counter() - last_ckpt[0] < AUTO_CHECKPOINT_S:
+            return
+        runner.sink.flush()      # the circuit's records up to here are in the store before their positions
+        _write_protocol_checkpoint(recorder, runner, rng, epoch=epoch, epochs_done=epochs_done, metrics=metrics,
+                                   eta0=eta0, etab0=etab0, plateau=plateau, plateau_scale=plateau_scale,
+                                   wall=time.perf_counter() - t0)
+        last_ckpt[0] = time.perf_counter()
+
+    ckpt_on = bool(checkpoint_every) and recorder is not None
+    if resume is not None:
+        # the state after the checkpoint's epoch; the setup (adaptation, initial evaluation) is in it
+        st = _restore(runner, rng, resume)
+        metrics, eta0, etab0 = st["metrics"], st["eta0"], st["etab0"]
+        epochs_done.extend(st["epochs_done"])
+        plateau.best, plateau.bad, plateau_scale = st["plateau_best"], st["plateau_bad"], st["plateau_scale"]
+        t0 = time.perf_counter() - st["wall"]     # wall_time_s counts the time spent running, not the pause
+        snapshots.update(_read_snapshots(recorder))
+        start_epoch = st["epoch"] + 1
+    else:
+        start_epoch = 1
+    if adapt_presentations and resume is None:
         x = data.x_train
         P = int(math.ceil(adapt_presentations / batch))
         idx = rng.integers(0, len(x), size=(P, batch))
         X = np.ascontiguousarray(x[idx].transpose(0, 2, 1))
         runner.present(X, np.zeros((P, n_out, batch)), GATE_ADAPT)
-    if not tau_learning_in_training:
+    if not tau_learning_in_training and resume is None:
         from .compile import PPF_ETA_TAU
         runner.prog.pop_float[:, PPF_ETA_TAU] = 0.0
 
@@ -602,24 +654,23 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=int(epochs), unit="epoch", desc=f"{data.name} t_pres={t_pres:g}ms", dynamic_ncols=True)
+        bar = tqdm(total=int(epochs), initial=start_epoch - 1, unit="epoch",
+                   desc=f"{data.name} t_pres={t_pres:g}ms", dynamic_ncols=True)
     try:
-        if eval_initial:
-            row = {}
-            for ph in eval_phases:
-                r = run_phase(ph)
-                if r is not None:
-                    row[f"{ph}_loss"], row[f"{ph}_accuracy"] = r
-            row["wall_time_s"] = time.perf_counter() - t0
-            record(0, row)
-        from .compile import PF_ETA, PPF_ETA_BIAS
-        prog = runner.prog
-        eta0 = prog.proj_float[:, PF_ETA].copy()
-        etab0 = prog.pop_float[:, PPF_ETA_BIAS].copy()
-        E = int(epochs)
-        plateau = PlateauSchedule(int(plateau_patience), float(plateau_factor), eps=float(plateau_eps))
-        plateau_scale = 1.0
-        for epoch in range(1, E + 1):
+        if resume is None:
+            if eval_initial:
+                row = {}
+                for ph in eval_phases:
+                    r = run_phase(ph)
+                    if r is not None:
+                        row[f"{ph}_loss"], row[f"{ph}_accuracy"] = r
+                row["wall_time_s"] = time.perf_counter() - t0
+                record(0, row)
+            eta0 = prog.proj_float[:, PF_ETA].copy()
+            etab0 = prog.pop_float[:, PPF_ETA_BIAS].copy()
+            if ckpt_on:
+                checkpoint(0)
+        for epoch in range(start_epoch, E + 1):
             if lr_schedule == "constant":
                 scale = 1.0
             elif lr_schedule == "plateau":
@@ -641,6 +692,8 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
                 plateau_scale = plateau.new_rate(row[f"{plateau_phase}_loss"], plateau_scale)
             row["wall_time_s"] = time.perf_counter() - t0
             record(epoch, row)
+            if ckpt_on and epoch % checkpoint_every == 0:
+                checkpoint(epoch)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith("accuracy")})
@@ -667,6 +720,124 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
     return TrainResult(metrics={k: np.asarray(v) for k, v in metrics.items()}, epochs=np.asarray(epochs_done),
                        settings=settings, program=runner.prog, snapshots=snapshots,
                        output=None if output is None else str(output), wall_time_s=wall)
+
+
+# checkpoint_every = "auto" (a scenario's default): at most one checkpoint per this many seconds after epoch 0
+AUTO_CHECKPOINT_S = 30.0
+
+# root attrs of a scenario run that are not protocol settings: where the scenario came from, its
+# overrides and the hashes of its inputs (checked by a resume, microcircuit.checkpoint)
+_ROOT_ONLY_ATTRS = ("scenario_source", "overrides", "inputs")
+
+# checkpoint arrays the protocol adds to the program's (microcircuit.checkpoint.program_checkpoint)
+_CK_METRICS, _CK_EPOCHS, _CK_ETA0, _CK_ETAB0, _CK_PLATEAU = ("protocol_metrics", "protocol_epochs", "protocol_eta0",
+                                                           "protocol_eta_bias0", "protocol_plateau")
+
+
+@dataclass
+class ProtocolCheckpoint:
+    """A protocol run's checkpoint as read from its store (:func:`microcircuit.recording.read_checkpoint`),
+    and root attrs to set on the reopened store (the new input hashes of a resume with changed inputs)."""
+    arrays: dict
+    attrs: dict
+    root_attrs: dict = field(default_factory=dict)
+
+
+def _write_protocol_checkpoint(recorder, runner, rng, *, epoch, epochs_done, metrics, eta0, etab0, plateau,
+                               plateau_scale, wall):
+    """Write the run's state at the end of ``epoch`` into its store: the program's (state, weights,
+    optimiser and tau_w filters, learned g0 / bias, noise RNG, step), the positions of the circuit's
+    records, and the protocol's own: the shuffling RNG, the metrics so far (float64 arrays, so they
+    come back bit for bit), the initial learning rates the schedule scales, the plateau schedule."""
+    from .checkpoint import program_checkpoint, record_positions, rng_state_to_attr
+    arrays, attrs = program_checkpoint(runner.prog)
+    attrs.update(record_positions(recorder))
+    names = list(metrics)
+    arrays[_CK_METRICS] = (np.array([metrics[k] for k in names], np.float64).reshape(len(names), len(epochs_done)))
+    arrays[_CK_EPOCHS] = np.asarray(epochs_done, np.int64)
+    arrays[_CK_ETA0] = np.asarray(eta0, np.float64)
+    arrays[_CK_ETAB0] = np.asarray(etab0, np.float64)
+    arrays[_CK_PLATEAU] = np.array([plateau.best, plateau.bad, plateau_scale], np.float64)
+    attrs["protocol"] = {"epoch": int(epoch), "phase": "end_of_epoch", "metric_names": names,
+                         "shuffle_rng_state": rng_state_to_attr(rng), "wall_time_s": float(wall)}
+    recorder.write_checkpoint(arrays, attrs)
+
+
+def _restore(runner, rng, ck):
+    """Put a :class:`ProtocolCheckpoint` back into the runner's program and the shuffling RNG; return the
+    protocol's state (epoch, metrics, epochs done, initial rates, plateau schedule, wall time)."""
+    import json
+    from .checkpoint import restore_program
+    arrays, attrs = ck.arrays, ck.attrs
+    p = attrs["protocol"]
+    restore_program(runner.prog, arrays, attrs)
+    rng.bit_generator.state = json.loads(p["shuffle_rng_state"])
+    names = list(p["metric_names"])
+    M = np.asarray(arrays[_CK_METRICS], np.float64)
+    epochs_done = [int(e) for e in np.asarray(arrays[_CK_EPOCHS])]
+    eta0, etab0 = np.asarray(arrays[_CK_ETA0]), np.asarray(arrays[_CK_ETAB0])
+    prog = runner.prog
+    from .compile import PF_ETA, PPF_ETA_BIAS
+    if eta0.shape != prog.proj_float[:, PF_ETA].shape or etab0.shape != prog.pop_float[:, PPF_ETA_BIAS].shape:
+        raise ProtocolError("resume: the checkpoint's learning rates do not fit the network; the scenario changed")
+    best, bad, scale = (float(x) for x in np.asarray(arrays[_CK_PLATEAU]))
+    return {"epoch": int(p["epoch"]), "metrics": {k: [float(v) for v in M[i]] for i, k in enumerate(names)},
+            "epochs_done": epochs_done, "eta0": eta0.copy(), "etab0": etab0.copy(), "plateau_best": best,
+            "plateau_bad": int(bad), "plateau_scale": scale, "wall": float(p.get("wall_time_s", 0.0))}
+
+
+def _reopen_store(output, runner, ck):
+    """Reopen a protocol run's store at its checkpoint: the circuit's records, the metrics rows and the
+    weight snapshots written after it are cut away (they are written again as the run continues)."""
+    from .recording import ZarrRecorder, METRICS_GROUP
+    a, p = ck.attrs, ck.attrs["protocol"]
+    rec = ZarrRecorder.reopen(output, runner.circuit_specs, n_records=a.get("n_records"),
+                              last_step=a.get("last_step"))
+    try:
+        root = rec._root
+        names = list(p["metric_names"])
+        epochs = [int(e) for e in np.asarray(ck.arrays[_CK_EPOCHS])]
+        n = len(epochs)
+        if METRICS_GROUP in root:
+            if n == 0:
+                del root[METRICS_GROUP]
+                rec._metrics, rec._metric_dims = None, {}
+            else:
+                g = root[METRICS_GROUP]
+                for nm, arr in list(g.arrays()):
+                    if nm != "epoch" and nm not in names:
+                        del g[nm]          # first written after the checkpoint (NaN before): written again
+                    elif arr.shape[0] < n:
+                        raise ProtocolError(f"{output}: metrics/{nm} holds {arr.shape[0]} rows, fewer than the "
+                                            f"{n} of the checkpoint; the store is damaged")
+                    else:
+                        arr.resize((n,))
+                g.update_attributes({"n_records": {"epoch": n}})
+                rec._metrics = g
+                rec._metric_dims = {"epoch": {"coord": g["epoch"], "n": n, "last": epochs[-1],
+                                              "metrics": {nm: g[nm] for nm in names}}}
+        if "snapshots" in root:
+            grp = root["snapshots"]
+            for nm, sub in list(grp.groups()):
+                if int(sub.attrs.get("epoch", -1)) > int(p["epoch"]):
+                    del grp[nm]
+        if ck.root_attrs:
+            rec.set_attrs(**ck.root_attrs)
+    except BaseException as exc:
+        from .recording import close_reason
+        rec.close(complete=False, reason=close_reason(exc, "while resuming"))
+        raise
+    return rec
+
+
+def _read_snapshots(recorder):
+    """``{epoch: {projection: W}}`` of the weight snapshots in a reopened store."""
+    root, out = recorder._root, {}
+    if "snapshots" in root:
+        for _, sub in root["snapshots"].groups():
+            out[int(sub.attrs["epoch"])] = {a.attrs.get("projection", nm): np.asarray(a[...])
+                                            for nm, a in sub.arrays()}
+    return dict(sorted(out.items()))
 
 
 class PlateauSchedule:
@@ -718,7 +889,7 @@ _PROTOCOL_KEYS = {"dataset", "dataset_args", "t_pres", "dt", "steps_per_presenta
                   "seed", "shuffle", "reset", "phases", "eval_initial", "adapt_presentations", "input", "output",
                   "snapshot_every", "lr_schedule", "eval_every", "tau_learning_in_training", "lr_decay",
                   "learning_lag", "presentation", "plateau_patience", "plateau_factor", "plateau_phase",
-                  "plateau_eps"}
+                  "plateau_eps", "checkpoint_every"}
 
 
 def run_protocol(scenario, output=None, overwrite=False, progress=True) -> TrainResult:
@@ -735,11 +906,52 @@ def run_protocol(scenario, output=None, overwrite=False, progress=True) -> Train
     eta_e = eta_0 lr_decay^(e-1)), ``learning_lag`` (ms without plasticity after each switch),
     ``eval_every``, ``tau_learning_in_training``, ``presentation`` ("hold" | "sequence"),
     ``plateau_patience`` / ``plateau_factor`` / ``plateau_phase`` / ``plateau_eps`` (``lr_schedule =
-    "plateau"``). The
+    "plateau"``), ``checkpoint_every`` (epochs; 0: no checkpoints; default: after epoch 0 and then
+    after every epoch that ends at least :data:`AUTO_CHECKPOINT_S` = 30 s after the last checkpoint). The
     circuit is the scenario's populations and projections; the input and target stimuli come from
     the data set, and the scenario's own ``[[stimuli]]`` on other populations (e.g. a bias unit held
     at rate 1) are kept.
+
+    Checkpoints: a run into a store writes a checkpoint there after the setup (epoch 0) and at epoch
+    ends (``checkpoint_every``), so that a run stopped by Ctrl-C, SIGTERM or SIGKILL continues
+    with ``microcircuit run --resume STORE`` (or ``microcircuit run X.toml --out STORE --resume``) to
+    the metrics and weights of an uninterrupted run, bit for bit (:func:`resume_protocol`). Sweeps
+    (``microcircuit sweep X.toml --grid protocol.t_pres=1,3 --seeds 2 --workers 0``) run each point as
+    a protocol run in memory and keep its metrics and final weights (:mod:`microcircuit.sweep`).
     """
+    kw = _protocol_kwargs(scenario, output, overwrite, progress)
+    src = kw.pop("src")
+    try:
+        return train(**kw)
+    except ProtocolError as exc:
+        raise ScenarioError([("protocol", str(exc))], src) from exc
+
+
+def resume_protocol(scenario, store, checkpoint, progress=False) -> TrainResult:
+    """Continue the protocol run stored at ``store`` from its last checkpoint (used by
+    :func:`microcircuit.checkpoint.resume`, which reads ``checkpoint`` and checks the inputs first).
+
+    The network, data set and schedule are rebuilt from ``scenario`` (the text stored in the store);
+    the checkpoint restores the program (state, weights, optimiser and tau_w filters, learned g0 and
+    biases, the noise generator, the step), the shuffling generator, the metrics so far, the initial
+    learning rates and the plateau schedule. The store is reopened (its lock, ``status`` running again,
+    ``resumed`` counted), and the metrics rows, weight snapshots and circuit records written after the
+    checkpoint are cut away; the remaining epochs then run as in the uninterrupted run, so the final
+    metrics and weights are identical to it. ``wall_time_s`` counts the time spent running.
+    """
+    if "protocol" not in checkpoint.attrs:
+        raise ProtocolError(f"{store}: its checkpoint was not written by a protocol run (no 'protocol' attr)")
+    kw = _protocol_kwargs(scenario, store, False, progress)
+    kw["resume"] = checkpoint
+    src = kw.pop("src")
+    try:
+        return train(**kw)
+    except ProtocolError as exc:
+        raise ScenarioError([("protocol", str(exc))], src) from exc
+
+
+def _protocol_kwargs(scenario, output, overwrite, progress):
+    """The :func:`train` arguments of a scenario's ``[protocol]`` table (plus ``src``, popped by train's callers)."""
     if isinstance(scenario, (str, Path)):
         from .scenario import load_scenario
         scenario = load_scenario(scenario)
@@ -780,7 +992,8 @@ def run_protocol(scenario, output=None, overwrite=False, progress=True) -> Train
               stimuli=[st for st in build_stimuli(scenario) if st.target not in
                        (proto.get("input", "input"), proto.get("output", "output"))],
               output=output, overwrite=overwrite, progress=progress,
-              attrs={"scenario": scenario.text, "scenario_name": scenario.name},
+              checkpoint_every=proto.get("checkpoint_every", "auto"),
+              attrs={"scenario": scenario.text, "scenario_name": scenario.name, **_scenario_root_attrs(scenario, output)},
               recordings=[Recording(r["population"], list(r.get("variables", ["r"])), r.get("neurons", "all"),
                                     r.get("stride", 1), r.get("dtype", "float64"))
                           for r in scenario.data.get("recordings", [])])
@@ -788,7 +1001,17 @@ def run_protocol(scenario, output=None, overwrite=False, progress=True) -> Train
         kw["steps_per_presentation"] = int(proto["steps_per_presentation"])
     else:
         kw["dt"] = float(proto.get("dt", sim["dt"]))
-    try:
-        return train(circuit, data, **kw)
-    except ProtocolError as exc:
-        raise ScenarioError([("protocol", str(exc))], src) from exc
+    kw.update(net=circuit, data=data, src=src)
+    return kw
+
+
+def _scenario_root_attrs(sc, output):
+    """Root attrs of a protocol run's store that a resume needs, as a plain run's store has them
+    (:func:`microcircuit.scenario.build.build_simulation`): the scenario's source file, its overrides
+    and, for a run into a store, the hashes of its inputs."""
+    from .scenario.build import _abs
+    a = {"scenario_source": _abs(sc.source), "overrides": [f"{k}={v}" for k, v in sc.overrides]}
+    if output is not None:
+        from .checkpoint import input_hashes
+        a["inputs"] = input_hashes(sc)
+    return a

@@ -45,8 +45,25 @@ SLURM / PBS with dask-jobqueue (``pip install dask-jobqueue``)::
               client=Client(cluster), out="/scratch/me/sweep.zarr")
 
 or start ``dask scheduler`` / ``dask worker`` yourself in a batch script and pass
-``--scheduler ADDRESS``. Scenarios with a ``[protocol]`` table are not sweepable yet (plain runs
-only).
+``--scheduler ADDRESS``.
+
+Protocol scenarios. A scenario with a ``[protocol]`` table (learning from a data set,
+:func:`microcircuit.protocols.run_protocol`) is swept the same way; each point is one protocol run in
+memory, and the store keeps, per point, its per-epoch metrics as ``metrics.<name>`` (dims: the sweep
+dims, ``epoch``; ``<phase>_loss`` / ``<phase>_accuracy`` for the phases run, ``lr_scale`` with
+``lr_schedule = "plateau"``, ``wall_time_s``; NaN where an epoch did not evaluate), the last epoch's
+values as ``final.<name>`` (dims: the sweep dims only, so ``ds[[v for v in ds if v.startswith("final.")]]
+.to_dataframe()`` is the table of results), the final weights ``W.<projection>``, ``wall_s`` and
+``done``::
+
+    microcircuit sweep scenarios/mc_bars_le.toml --grid protocol.t_pres=0.3,1,3,10,30 --seeds 2 \
+        --workers 4 --out mc_bars_tpres.zarr
+
+A protocol point records no ``[[recordings]]`` (their length would differ between points); values
+that change the epochs, ``eval_initial``, the phases, the plateau schedule or the network's sizes
+are refused (one store of one shape). ``--seeds`` sets ``simulation.seed``, which seeds the network
+and the shuffling unless the scenario fixes ``protocol.seed`` (then ``--seeds`` is refused: sweep
+``protocol.seed`` with ``--grid``).
 """
 from __future__ import annotations
 
@@ -92,9 +109,20 @@ def parse_grid(items):
 
 def _shape_signature(data):
     """What fixes the shape of the sweep store (its template is built from the base scenario): the
-    step count, the batch, the populations' sizes, the recordings and the projections."""
+    step count, the batch, the populations' sizes, the recordings and the projections; for a protocol
+    scenario the epochs and metrics (:func:`_protocol_layout`), the sizes and the projections."""
     sim = data["simulation"]
     pops = data.get("populations", [])
+    if "protocol" in data:
+        epochs, names = _protocol_layout(data)
+        return {
+            "the epochs recorded (protocol.epochs, protocol.eval_initial)": epochs,
+            "the metrics (protocol.phases, protocol.lr_schedule)": names,
+            "the population sizes": [(p.get("name"), p.get("size")) for p in pops],
+            "the projections": [(pr.get("name"), pr.get("pre"), pr.get("post"),
+                                 (pr.get("connector") or {}).get("kind", "all_to_all"))
+                                for pr in data.get("projections", [])],
+        }
     return {
         "the number of steps (simulation.duration / simulation.dt)": int(round(sim["duration"] / sim["dt"])),
         "simulation.batch": sim.get("batch", 1),
@@ -149,9 +177,11 @@ def check_grid(sc, grid, seeds=None, base_overrides=(), workers=0, local=True):
             except ScenarioError as exc:
                 problems += [(f"{label}: {p}" if p else label, m) for p, m in exc.problems]
                 continue
-            if "protocol" in pt.data or pt.data["simulation"].get("duration") is None:
-                problems.append((label, "the point has a [protocol] table or no simulation.duration; a sweep "
-                                        "runs plain scenarios with a duration"))
+            if ("protocol" in pt.data) != ("protocol" in sc.data) or (
+                    "protocol" not in pt.data and pt.data["simulation"].get("duration") is None):
+                problems.append((label, "the point has no simulation.duration (or adds or drops the [protocol] "
+                                        "table); a sweep runs plain scenarios with a duration or protocol "
+                                        "scenarios"))
                 continue
             peak = max(peak, estimate_memory(pt.data, pt.base_dir, in_memory=True)[0])
             sig = _shape_signature(pt.data)
@@ -168,6 +198,48 @@ def check_grid(sc, grid, seeds=None, base_overrides=(), workers=0, local=True):
                          f"({fmt_bytes(peak)} each), over the limit of {fmt_bytes(lim.max_memory_bytes)} "
                          f"(max_memory_bytes); use fewer --workers, or raise MICROCIRCUIT_MAX_MEMORY / --max-memory")
     return n_points
+
+
+def _protocol_layout(data):
+    """``(epochs, metric names)`` a protocol run of ``data`` records: epoch 0 (``eval_initial``) and
+    1..``epochs``; ``<phase>_loss`` and ``<phase>_accuracy`` per phase, ``lr_scale`` (plateau schedule)
+    and ``wall_time_s`` (:func:`microcircuit.protocols.train`)."""
+    proto = data["protocol"]
+    E = int(proto.get("epochs", 1))
+    epochs = ([0] if proto.get("eval_initial", True) else []) + list(range(1, E + 1))
+    names = [f"{ph}_{m}" for ph in proto.get("phases", ("train", "val", "test")) for m in ("loss", "accuracy")]
+    if proto.get("lr_schedule", "constant") == "plateau":
+        names.append("lr_scale")
+    return epochs, names + ["wall_time_s"]
+
+
+def _protocol_dataset(data, result, prog):
+    """A protocol point's Dataset: ``metrics.<name>`` (epoch), ``final.<name>`` and ``W.<projection>``;
+    ``result`` None gives the empty (NaN) layout of the template."""
+    import xarray as xr
+    epochs, names = _protocol_layout(data)
+    out = {}
+    for nm in names:
+        v = np.full(len(epochs), np.nan)
+        if result is not None and nm in result.metrics:
+            got = dict(zip((int(e) for e in result.epochs), np.asarray(result.metrics[nm], float)))
+            v = np.array([got.get(e, np.nan) for e in epochs])
+        out[f"metrics.{nm}"] = xr.DataArray(v, dims=("epoch",), attrs={"long_name": f"{nm} per epoch"})
+        out[f"final.{nm}"] = xr.DataArray(v[-1] if len(v) else np.nan,
+                                          attrs={"long_name": f"{nm} after the last epoch"})
+    for proj in prog.proj_names:
+        W = np.array(prog.weight(proj))
+        dims = (f"{proj}.post", f"{proj}.pre")[:W.ndim]     # one_to_one: the diagonal only
+        out[f"W.{proj}"] = xr.DataArray(W, dims=dims, attrs={"long_name": f"final weights of {proj}", "units": "1"})
+    return xr.Dataset(out, coords={"epoch": ("epoch", np.asarray(epochs, np.int64))})
+
+
+def _protocol_program(sc):
+    """The compiled network of a protocol scenario (for the template's weight shapes; nothing runs)."""
+    from .compile import compile_circuit
+    sim = sc.data["simulation"]
+    return compile_circuit(sc.circuit(), dt=float(sim["dt"]), batch=1, scheme=sim.get("scheme", "synchronous"),
+                           seed=int(sim.get("seed", 0)), stimuli=[])
 
 
 def _split_values(text):
@@ -259,14 +331,17 @@ def run_point(text, source, base_dir, overrides, dims, index, store=None):
     t0 = time.perf_counter()
     sc = _load(text, source, base_dir, overrides)
     if "protocol" in sc.data:
-        raise SweepError(f"{source}: scenarios with a [protocol] table cannot be swept yet")
-    dur = sc.data["simulation"].get("duration")
-    if dur is None:
-        raise SweepError(f"{source}: simulation.duration is needed for a sweep")
-    sim = sc.build(output=None)
-    sim.run(dur)
-    sim.close()
-    ds = _flatten(sim.results(), sim.program)
+        from .protocols import run_protocol
+        res = run_protocol(sc, output=None, progress=False)
+        ds = _protocol_dataset(sc.data, res, res.program)
+    else:
+        dur = sc.data["simulation"].get("duration")
+        if dur is None:
+            raise SweepError(f"{source}: simulation.duration is needed for a sweep")
+        sim = sc.build(output=None)
+        sim.run(dur)
+        sim.close()
+        ds = _flatten(sim.results(), sim.program)
     wall = time.perf_counter() - t0
     if store is None:
         return index, ds, wall
@@ -284,10 +359,14 @@ def _template(sc, grid, seed_count, dims, text):
     """A lazy Dataset with the full sweep shape (dask zeros, chunk 1 along the sweep dims)."""
     import dask.array as da
     import xarray as xr
-    sim = _in_memory(sc).build(output=None)
-    dt = sim.program.dt
-    total = int(round(sc.data["simulation"]["duration"] / dt))
-    empty = _flatten(sim.results(), sim.program)
+    if "protocol" in sc.data:
+        empty = _protocol_dataset(sc.data, None, _protocol_program(sc))
+        total = 0
+    else:
+        sim = _in_memory(sc).build(output=None)
+        dt = sim.program.dt
+        total = int(round(sc.data["simulation"]["duration"] / dt))
+        empty = _flatten(sim.results(), sim.program)
     sweep_shape = tuple(len(grid[k]) for k in grid) + ((seed_count,) if seed_count else ())
     sizes = dict(empty.sizes)
     for d in list(sizes):
@@ -302,6 +381,7 @@ def _template(sc, grid, seed_count, dims, text):
     for c in empty.coords:
         if not c.startswith("time"):
             coords[c] = empty[c]
+    fill = {name: (np.nan if name.startswith(("metrics.", "final.")) else 0) for name in empty.data_vars}
     for k in grid:
         coords[k] = (k, np.asarray(grid[k]) if not any(isinstance(v, (list, dict)) for v in grid[k])
                      else np.asarray([json.dumps(v) for v in grid[k]]))
@@ -312,7 +392,8 @@ def _template(sc, grid, seed_count, dims, text):
     data = {}
     for name, v in empty.data_vars.items():
         shape = sweep_shape + tuple(sizes[d] for d in v.dims)
-        data[name] = xr.DataArray(da.zeros(shape, dtype=v.dtype, chunks=ones + tuple(sizes[d] for d in v.dims)),
+        data[name] = xr.DataArray(da.full(shape, fill[name], dtype=v.dtype,
+                                          chunks=ones + tuple(sizes[d] for d in v.dims)),
                                   dims=tuple(dims) + v.dims, attrs=v.attrs)
     data["wall_s"] = xr.DataArray(da.zeros(sweep_shape, chunks=ones), dims=dims,
                                   attrs={"units": "s", "long_name": "wall time of the point"})
@@ -338,9 +419,8 @@ def run_sweep(scenario, grid=None, *, seeds=None, out=None, workers=2, scheduler
     t_start = time.perf_counter()
     base_overrides = list(overrides)
     sc = load_scenario(scenario, base_overrides)
-    if "protocol" in sc.data:
-        raise SweepError(f"{scenario}: scenarios with a [protocol] table cannot be swept yet")
-    if sc.data["simulation"].get("duration") is None:
+    protocol = "protocol" in sc.data
+    if not protocol and sc.data["simulation"].get("duration") is None:
         raise SweepError(f"{scenario}: simulation.duration: needed for a sweep")
     if not grid:
         grid = dict((sc.data.get("sweep") or {}).get("grid") or {})
@@ -349,6 +429,14 @@ def run_sweep(scenario, grid=None, *, seeds=None, out=None, workers=2, scheduler
     grid = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in grid.items()}
     if "simulation.seed" in grid and seeds:
         raise SweepError("--grid simulation.seed and --seeds both set the seed; use one")
+    if protocol and seeds and "seed" in sc.data["protocol"]:
+        raise SweepError(f"{scenario}: protocol.seed fixes the seed of every point, so --seeds would change "
+                         "nothing; remove protocol.seed (it defaults to simulation.seed, which --seeds sets) or "
+                         "sweep it with --grid protocol.seed=1,2,...")
+    if protocol and sc.data.get("recordings"):
+        import warnings
+        warnings.warn(f"{scenario}: a protocol sweep keeps each point's metrics and final weights; the "
+                      "scenario's [[recordings]] are not recorded", stacklevel=2)
     # every value of every key, before any point runs
     check_grid(sc, grid, seeds, base_overrides, workers, local=scheduler is None and client is None)
     dims = list(grid) + (["seed"] if seeds else [])
