@@ -96,7 +96,7 @@ def main():
     (RESULTS / f"mc_morphology{suffix}.md").write_text("\n".join(md))
     fig, ax = plt.subplots(figsize=(5, 3))
     names = [p.name for p in sc.circuit().populations if p.model != "input"]
-    from microcircuit.compile import _microcircuit_conductances
+    from microcircuit.models.pyramidal import conductances as _microcircuit_conductances
     for i, key in enumerate(("g_lk", "g_B", "g_A", "g_D", "g_som")):
         vals = [_microcircuit_conductances(sc.circuit().population(n))[key] for n in names]
         ax.bar(np.arange(len(names)) + 0.15 * i, vals, 0.15, label=key)

@@ -38,26 +38,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .activations import activation_id, DEFAULT_PARAMS
 from .circuit import Circuit
-from .checks import (array_shape, weight_shape_message, connector_shape_message, error_partner_problem,
+from .checks import (array_shape, weight_shape_message, connector_shape_message,
                      error_source_problem, is_real_dtype, real_dtype_message, INPUT_CARRIES_R,
                      one_to_one_message, stimulus_kind_problem, second_rate_message)
 from .errors import CircuitError
-from .models import PRESETS
-from .layout import *  # noqa: F401,F403  (the engine's names: layout.py owns them; re-exported here)
-from .layout import (N_PORTS, PORT_PROXIMAL, PORT_APICAL, PORT_NUDGE, SIG_U, SIG_UPROS, SIG_R, SIGNAL_NAMES,
-                     N_SIG, N_PREV, N_EXT, OP_COPY_PREV, OP_STIM, OP_CLEAR_PORTS, OP_PROJECT, OP_SOMA, OP_ERROR,
-                     OP_BACKPROJECT, OP_PLASTICITY, OP_POP_LEARN, OP_ERROR_PROJECT, OP_PROJECT_ERROR, OP_NAMES,
-                     EXT_WTE, COPY_SHIFT, IN_TARGET, IN_EXT_CURRENT, LOSS_IDS, RULE_IDS, TAU_RULE_IDS, SCHEMES,
-                     OPTIMIZER_IDS, FEEDBACK_IDS, N_PJ_COLS, N_PF_COLS, N_PP_COLS, N_PPF_COLS,
-                     PJ_PRE_OFF, PJ_NPRE, PJ_POST_OFF, PJ_NPOST, PJ_PORT, PJ_SIGNAL, PJ_W_OFF, PJ_DIAG,
-                     PJ_RULE, PJ_FB, PJ_FB_OFF, PJ_DW_OFF, PJ_MASK_OFF, PJ_POST_POP, PJ_OPT_OFF, PJ_TIED,
-                     PJ_ERR_OFF, PF_ETA, PF_TAU_W, PF_W_MAX, PF_T_ON, PF_T_OFF, PF_OPT, PF_OPT_A, PF_OPT_B,
-                     PF_OPT_EPS, PF_OPT_T, PP_OFF, PP_N, PP_ACT, PP_LOSS, PP_INPUT, PP_ERRMODE, PP_TAU_RULE,
-                     PP_TAUR_MODE, PP_GATED, PP_NOISE, PP_TAU_OPT_OFF, PP_PARTNER, PPF_BETA, PPF_ETA_TAU,
-                     PPF_TAU_MIN, PPF_ETA_BIAS, PPF_A0, PPF_A1, PPF_A2, PPF_TOPT, PPF_TOPT_A, PPF_TOPT_B,
-                     PPF_TOPT_EPS, PPF_TOPT_T)
+from .lowering import Lowering
+from .layout import *  # noqa: F401,F403  (every engine name is layout's; compile uses and re-exports them)
 from .stimuli import KIND_IDS, Stimulus
 
 
@@ -103,9 +90,7 @@ class Program:
 
     def signal(self, name, signal="r"):
         """Current value of a signal of a population, shape (batch, n) (a copy)."""
-        from .models.base import SIG_V0, SIG_V1, SIG_EPS, SIG_VERR, SIG_UTGT, SIG_RP, SIG_E, SIG_UDOT
-        codes = dict(SIGNAL_NAMES, v0=SIG_V0, v1=SIG_V1, eps=SIG_EPS, v_err=SIG_VERR, u_tgt=SIG_UTGT)
-        code = codes[signal]
+        code = SIGNAL_LABELS.index(signal)
         N, B = self.n_total, self.batch
         blk = self.state[code * N * B:(code + 1) * N * B].reshape(N, B)
         return blk[self.pop_slice(name)].T.copy()
@@ -153,35 +138,6 @@ class Program:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _param(pop, name, default):
-    v = pop.params.get(name, None)
-    return default if v is None else v
-
-
-def _per_neuron(value, n, rng, where):
-    """Scalar, list of n values, or a distribution dict -> array (n,)."""
-    if isinstance(value, dict):
-        dist = value.get("dist", "normal")
-        if dist == "normal":
-            x = rng.normal(value.get("mean", 0.0), value.get("std", 1.0), n)
-        elif dist == "uniform":
-            x = rng.uniform(value.get("low", 0.0), value.get("high", 1.0), n)
-        elif dist == "lognormal":
-            x = rng.lognormal(value.get("mean", 0.0), value.get("sigma", 1.0), n)
-        elif dist == "relative_normal":   # value * N(1, width), as the LE tau-noise experiments
-            x = value["value"] * rng.normal(1.0, value.get("width", 0.0), n)
-        else:
-            raise CircuitError(f"{where}: unknown distribution '{dist}' (normal, uniform, lognormal, "
-                               f"relative_normal)")
-        return np.clip(x, value.get("min", -np.inf), value.get("max", np.inf))
-    arr = np.asarray(value, dtype=float)
-    if arr.ndim == 0:
-        return np.full(n, float(arr))
-    if arr.shape != (n,):
-        raise CircuitError(f"{where}: expected one value or {n} values (one per neuron), got shape {arr.shape}")
-    return arr.copy()
-
-
 def _as_array(value, shape, where):
     """A list/number from a scenario -> float array, or CircuitError (the last guard; scenarios are
     checked with the same helper at load time)."""
@@ -230,28 +186,6 @@ def _init_weights(spec, shape, rng, where, base_dir=None):
                        f"zeros, kaiming_uniform, array")
 
 
-def _compile_error_population(circuit, i, p, pop_index, offsets, pop_int, pop_float):
-    """A separate GLE error population (models/error.py): link it to its representation partner."""
-    where = f"population '{p.name}' (model error)"
-    partner = p.params.get("partner")
-    info = {q.name: (q.model, q.size, q.params.get("loss", "none")) for q in circuit.populations}
-    taken = {q.name for q in circuit.populations if q.name in pop_index and pop_int[pop_index[q.name], PP_PARTNER] >= 0}
-    problem = error_partner_problem(p.name, p.size, partner, info, taken)
-    if problem is not None:
-        field, msg = problem
-        raise CircuitError(f"{where}.partner: {msg}" if field == "partner" else f"population '{partner}'.loss: {msg}")
-    k = pop_index[partner]
-    pop_int[i, PP_PARTNER] = offsets[partner]
-    pop_int[k, PP_PARTNER] = offsets[p.name]
-    loss = _param(p, "loss", "none")
-    if loss not in LOSS_IDS:
-        raise CircuitError(f"{where}.loss: unknown loss '{loss}'; use one of {list(LOSS_IDS)}")
-    pop_int[i, PP_LOSS] = LOSS_IDS[loss]
-    pop_float[i, PPF_BETA] = float(_param(p, "beta", 0.1))
-    pop_int[i, PP_ERRMODE] = int(bool(_param(p, "prospective_errors", True)))
-    pop_int[i, PP_GATED] = 1
-
-
 def _tie_projection(circuit, j, pr, by_name, proj_int, pop_int, pop_index, offsets):
     """``weights = {transpose_of = "W"}``: the error projection err(l+1) -> err(l) uses W(l+1)^T, where
     W(l+1) projects rep(l) -> rep(l+1) and err(l), err(l+1) are the partners of rep(l), rep(l+1)."""
@@ -273,19 +207,6 @@ def _tie_projection(circuit, j, pr, by_name, proj_int, pop_int, pop_index, offse
                            f"not {pr.pre} -> {pr.post}")
     proj_int[j, PJ_TIED] = k
     proj_int[j, PJ_W_OFF] = proj_int[k, PJ_W_OFF]
-
-
-def _microcircuit_conductances(pop):
-    preset = PRESETS[_param(pop, "preset", "sacramento2018")]
-    g = {k: pop.params.get(k) for k in ("g_lk", "g_B", "g_A", "g_D", "g_som")}
-    morph = pop.params.get("morphology")
-    if morph:
-        from .morphology import derive_conductances
-        derived = derive_conductances(morph)
-        for k, v in derived.items():
-            if k in g and g[k] is None:
-                g[k] = v
-    return {k: (preset[k] if v is None else v) for k, v in g.items()}
 
 
 # ---------------------------------------------------------------------------- compile
@@ -321,74 +242,15 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
     nudged_by_proj = {pr.post for pr in circuit.projections if pr.target == "nudge"}
     param_rngs = {p.name: np.random.default_rng(s) for p, s in zip(pops, ss_params.spawn(P))}
 
+    ctx = Lowering(circuit=circuit, dt=float(dt), scheme=scheme, offsets=offsets, pop_index=pop_index,
+                   pop_int=pop_int, pop_float=pop_float, neuron=neuron, targeted=targeted,
+                   nudged_by_proj=nudged_by_proj, rngs=param_rngs)
     for i, p in enumerate(pops):
         m = p.neuron_model
-        off, n = offsets[p.name], p.size
-        sl = slice(off, off + n)
-        pop_int[i, PP_OFF], pop_int[i, PP_N] = off, n
+        pop_int[i, PP_OFF], pop_int[i, PP_N] = offsets[p.name], p.size
         pop_int[i, PP_INPUT] = int(m.is_input)
-        if m.is_input:
-            continue
-        if m.name == "error":
-            _compile_error_population(circuit, i, p, pop_index, offsets, pop_int, pop_float)
-            continue
-        rng = param_rngs[p.name]
-        where = f"population '{p.name}'"
-        act = _param(p, "activation", m.parameters["activation"].default)
-        pop_int[i, PP_ACT] = activation_id(act)
-        ap = list(_param(p, "activation_params", DEFAULT_PARAMS.get(act, (0.0, 0.0, 0.0))))
-        if act in DEFAULT_PARAMS and not any(ap):
-            ap = list(DEFAULT_PARAMS[act])
-        pop_float[i, PPF_A0:PPF_A2 + 1] = (ap + [0.0, 0.0, 0.0])[:3]
-        neuron["sigma"][sl] = _per_neuron(_param(p, "sigma", 0.0), n, rng, f"{where}.sigma")
-        neuron["bias"][sl] = _per_neuron(_param(p, "bias", 0.0), n, rng, f"{where}.bias")
-        pop_int[i, PP_NOISE] = int(np.any(neuron["sigma"][sl] > 0))
-        pop_int[i, PP_GATED] = int(p.name in targeted)
-        if m.name == "rate":
-            tau_m = _per_neuron(_param(p, "tau_m", 10.0), n, rng, f"{where}.tau_m")
-            tau_r_spec = p.params.get("tau_r", None)
-            tau_r = tau_m.copy() if tau_r_spec is None else _per_neuron(tau_r_spec, n, rng, f"{where}.tau_r")
-            if np.any(tau_m <= 0):
-                raise CircuitError(f"{where}.tau_m: must be > 0 ms (got min {tau_m.min():g})")
-            neuron["g0"][sl] = 1.0 / tau_m
-            neuron["tau_r"][sl] = tau_r
-            neuron["err_tau"][sl] = np.maximum(tau_r, dt)   # error neuron integrates with tau_r
-            neuron["gamma"][sl] = _per_neuron(_param(p, "gamma", 1.0), n, rng, f"{where}.gamma")
-            loss = _param(p, "loss", "none")
-            pop_int[i, PP_LOSS] = LOSS_IDS[loss]
-            pop_float[i, PPF_BETA] = float(_param(p, "beta", 0.1))
-            pop_int[i, PP_ERRMODE] = int(bool(_param(p, "prospective_errors", False)))
-            pop_int[i, PP_TAU_RULE] = TAU_RULE_IDS[_param(p, "tau_learning", "none")]
-            pop_float[i, PPF_ETA_TAU] = float(_param(p, "eta_tau", 0.0))
-            pop_float[i, PPF_TAU_MIN] = float(_param(p, "tau_min", 10 * dt))
-            pop_float[i, PPF_ETA_BIAS] = float(_param(p, "eta_bias", 0.0))
-            topt = _param(p, "tau_optimizer", "sgd")
-            if topt not in OPTIMIZER_IDS:
-                raise CircuitError(f"{where}.tau_optimizer: unknown optimizer '{topt}'; use one of "
-                                   f"{list(OPTIMIZER_IDS)}")
-            pop_float[i, PPF_TOPT] = OPTIMIZER_IDS[topt]
-            pop_float[i, PPF_TOPT_A] = float(_param(p, "tau_momentum", 0.9) if topt == "momentum"
-                                             else _param(p, "tau_beta1", 0.9))
-            pop_float[i, PPF_TOPT_B] = float(_param(p, "tau_beta2", 0.999))
-            pop_float[i, PPF_TOPT_EPS] = float(_param(p, "tau_eps", 1e-8))
-            if loss != "none":
-                pop_int[i, PP_GATED] = 1
-        else:
-            g = _microcircuit_conductances(p)
-            neuron["g_lk"][sl] = _per_neuron(g["g_lk"], n, rng, f"{where}.g_lk")
-            if m.name == "interneuron":
-                neuron["g0"][sl] = _per_neuron(g["g_D"], n, rng, f"{where}.g_D")
-            else:
-                neuron["g0"][sl] = _per_neuron(g["g_B"], n, rng, f"{where}.g_B")
-            if m.name == "pyramidal":
-                neuron["g1"][sl] = _per_neuron(g["g_A"], n, rng, f"{where}.g_A")
-            if p.name in targeted or p.name in nudged_by_proj:
-                neuron["g_nud"][sl] = _per_neuron(g["g_som"], n, rng, f"{where}.g_som")
-            le = bool(_param(p, "latent_equilibrium", False))
-            pop_int[i, PP_TAUR_MODE] = int(le)   # tau_r = 1 / g_tot (LE) else 0 (r = phi(u))
-            if not le and SCHEMES[scheme] == 2:
-                neuron["tau_r"][sl] = dt         # published code: r = phi(u_new) (module docstring)
-            neuron["err_tau"][sl] = dt
+        if m.lower is not None:
+            m.lower(ctx, i, p)     # the model fills its rows (models/*.py, microcircuit.lowering)
 
     # ------------------------------------------------------------- projections
     projs = circuit.projections
@@ -580,7 +442,6 @@ def hold_input_rate(prog: Program, population: str, values):
 def init_state(prog: Program):
     """Initial state: u = 0 everywhere, rates phi(0) (so a network starts at rest)."""
     from .activations import phi_np, dphi_np
-    from .models.base import SIG_RP
     N, B = prog.n_total, prog.batch
     prog.state[:] = 0
     prog.ext[EXT_WTE * N * B:] = 0   # the error input sent down by the last step (synchronous scheme)

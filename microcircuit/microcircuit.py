@@ -91,7 +91,7 @@ def preset_table(presets=None) -> str:
 def conductance_table(prog_or_circuit) -> str:
     """Markdown table of the conductances each microcircuit population actually uses (after
     preset, explicit values and ``morphology`` derivation), with the source of each value."""
-    from .compile import _microcircuit_conductances
+    from .models.pyramidal import conductances as _microcircuit_conductances
     circuit = prog_or_circuit.circuit if isinstance(prog_or_circuit, Program) else prog_or_circuit
     rows = ["| population | model | g_lk | g_B | g_A | g_D | g_som | tau_eff (ms) | source |",
             "|---|---|---|---|---|---|---|---|---|"]
@@ -203,7 +203,7 @@ def dendritic_microcircuit(sizes=(9, 30, 3), *, preset="bern", latent_equilibriu
     W_ip = [rng.uniform(-s, s, (sizes[k + 1], sizes[k])) for k in range(1, N)]
     W_pi = [rng.uniform(-s, s, (sizes[k], sizes[k + 1])) for k in range(1, N)]
     if init == "self_predicting":
-        from .compile import _microcircuit_conductances
+        from .models.pyramidal import conductances as _microcircuit_conductances
         for k in range(1, N):
             up_pop = c.population(pyr[k + 1])
             gu = _microcircuit_conductances(up_pop)

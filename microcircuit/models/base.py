@@ -45,6 +45,9 @@ class NeuronModel:
     variables: dict = field(default_factory=dict)
     ports: dict = field(default_factory=dict)   # projection target name -> kernel port index
     is_input: bool = False
+    # lower(ctx, i, pop): fill row i of the program's tables (microcircuit.lowering); None: nothing to
+    # lower (input populations, driven by stimuli only)
+    lower: object = field(default=None, compare=False, repr=False)
 
     def parameter_table(self):
         rows = []

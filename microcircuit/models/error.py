@@ -33,6 +33,34 @@ Schedule: error populations run in the error phase of a step in place of their p
 step therefore equals the fused step in both schemes, to rounding.
 """
 from .base import LOSSES, NeuronModel, Parameter, Variable, SIG_E, SIG_EPS, SIG_VERR, PORT_CURRENT
+from ..checks import error_partner_problem
+from ..errors import CircuitError
+from ..layout import LOSS_IDS, PP_PARTNER, PP_LOSS, PP_ERRMODE, PP_GATED, PPF_BETA
+from ..lowering import param
+
+
+def lower(ctx, i, p):
+    """Link the error population and its representation partner (``pop_int[:, PP_PARTNER]`` both ways);
+    its loss, beta and error-neuron mode; nudging (beta) gated like an output's."""
+    where = f"population '{p.name}' (model error)"
+    partner = p.params.get("partner")
+    pops = ctx.circuit.populations
+    info = {q.name: (q.model, q.size, q.params.get("loss", "none")) for q in pops}
+    taken = {q.name for q in pops if q.name in ctx.pop_index and ctx.pop_int[ctx.pop_index[q.name], PP_PARTNER] >= 0}
+    problem = error_partner_problem(p.name, p.size, partner, info, taken)
+    if problem is not None:
+        field, msg = problem
+        raise CircuitError(f"{where}.partner: {msg}" if field == "partner" else f"population '{partner}'.loss: {msg}")
+    k = ctx.pop_index[partner]
+    ctx.pop_int[i, PP_PARTNER] = ctx.offsets[partner]
+    ctx.pop_int[k, PP_PARTNER] = ctx.offsets[p.name]
+    loss = param(p, "loss", "none")
+    if loss not in LOSS_IDS:
+        raise CircuitError(f"{where}.loss: unknown loss '{loss}'; use one of {list(LOSS_IDS)}")
+    ctx.pop_int[i, PP_LOSS] = LOSS_IDS[loss]
+    ctx.pop_float[i, PPF_BETA] = float(param(p, "beta", 0.1))
+    ctx.pop_int[i, PP_ERRMODE] = int(bool(param(p, "prospective_errors", True)))
+    ctx.pop_int[i, PP_GATED] = 1
 
 ERROR = NeuronModel(
     name="error",
@@ -57,4 +85,5 @@ ERROR = NeuronModel(
     # top-down errors from the error population above (W^T e or B e); the kernel accumulates them
     # in the error input, not in a dendritic port
     ports={"error": PORT_CURRENT},
+    lower=lower,
 )

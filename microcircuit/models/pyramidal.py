@@ -28,11 +28,51 @@ Presets: ``sacramento2018`` (g_lk, g_B, g_A, g_D, g_som) = (0.1, 1.0, 0.8, 1.0, 
 from .base import (NeuronModel, Parameter, Variable, SIG_U, SIG_UPROS, SIG_R, SIG_RP, SIG_UDOT,
                    SIG_V0, SIG_V1, SIG_UTGT, PORT_PROXIMAL, PORT_APICAL, PORT_NUDGE, PORT_CURRENT)
 from ..activations import ACTIVATIONS
+from ..layout import PP_TAUR_MODE
+from ..lowering import lower_soma, param
 
 PRESETS = {
     "sacramento2018": {"g_lk": 0.1, "g_B": 1.0, "g_A": 0.8, "g_D": 1.0, "g_som": 0.8},
     "bern": {"g_lk": 0.03, "g_B": 0.1, "g_A": 0.06, "g_D": 0.1, "g_som": 0.06},
 }
+
+
+def conductances(pop) -> dict:
+    """g_lk, g_B, g_A, g_D, g_som of a dendritic population: its own values, else those derived from
+    its ``morphology``, else its ``preset``'s."""
+    preset = PRESETS[param(pop, "preset", "sacramento2018")]
+    g = {k: pop.params.get(k) for k in ("g_lk", "g_B", "g_A", "g_D", "g_som")}
+    morph = pop.params.get("morphology")
+    if morph:
+        from ..morphology import derive_conductances   # noqa: PLC0415  (morphology reading is optional)
+        derived = derive_conductances(morph)
+        for k, v in derived.items():
+            if k in g and g[k] is None:
+                g[k] = v
+    return {k: (preset[k] if v is None else v) for k, v in g.items()}
+
+
+def lower(ctx, i, p):
+    """Conductances per neuron: g_lk; g0 = g_D (interneuron dendrite) or g_B (basal); g1 = g_A where
+    there is an apical compartment; g_nud = g_som where a target or a projection nudges. Latent
+    equilibrium: tau_r = 1/g_tot in the kernel; otherwise r = phi(u) (tau_r = 0), or phi(u_new)
+    (tau_r = dt) under the published_microcircuit scheme (microcircuit.compile). Error neurons: none
+    (err_tau = dt)."""
+    sl = lower_soma(ctx, i, p)
+    m = p.neuron_model
+    g = conductances(p)
+    ctx.neuron["g_lk"][sl] = ctx.draw(p, g["g_lk"], "g_lk")
+    proximal = "g_D" if "dendrite" in m.ports else "g_B"
+    ctx.neuron["g0"][sl] = ctx.draw(p, g[proximal], proximal)
+    if "apical" in m.ports:
+        ctx.neuron["g1"][sl] = ctx.draw(p, g["g_A"], "g_A")
+    if p.name in ctx.targeted or p.name in ctx.nudged_by_proj:
+        ctx.neuron["g_nud"][sl] = ctx.draw(p, g["g_som"], "g_som")
+    le = bool(param(p, "latent_equilibrium", False))
+    ctx.pop_int[i, PP_TAUR_MODE] = int(le)
+    if not le and ctx.scheme == "published_microcircuit":
+        ctx.neuron["tau_r"][sl] = ctx.dt
+    ctx.neuron["err_tau"][sl] = ctx.dt
 
 
 def _common(extra):
@@ -78,6 +118,7 @@ PYRAMIDAL = NeuronModel(
         Variable("v", "1", "compartment potentials", (SIG_U, SIG_V0, SIG_V1), ("soma", "basal", "apical")),
     ]},
     ports={"basal": PORT_PROXIMAL, "apical": PORT_APICAL, "nudge": PORT_NUDGE, "soma": PORT_CURRENT},
+    lower=lower,
 )
 
 OUTPUT_PYRAMIDAL = NeuronModel(
@@ -92,6 +133,7 @@ OUTPUT_PYRAMIDAL = NeuronModel(
         Variable("v", "1", "compartment potentials", (SIG_U, SIG_V0), ("soma", "basal")),
     ]},
     ports={"basal": PORT_PROXIMAL, "nudge": PORT_NUDGE, "soma": PORT_CURRENT},
+    lower=lower,
 )
 
 INTERNEURON = NeuronModel(
@@ -106,4 +148,5 @@ INTERNEURON = NeuronModel(
         Variable("v", "1", "compartment potentials", (SIG_U, SIG_V0), ("soma", "dendrite")),
     ]},
     ports={"dendrite": PORT_PROXIMAL, "nudge": PORT_NUDGE, "soma": PORT_CURRENT},
+    lower=lower,
 )

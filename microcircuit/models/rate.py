@@ -30,9 +30,50 @@ which drives :math:`\tau_m \to \tau_r` without nudging (LE paper §6). Both clam
 :math:`\tau_m \ge` ``tau_min``. ``tau_optimizer`` = ``momentum`` or ``adam`` passes the
 per-step estimate through the same optimisers as the weights (see ``kernel._opt_step``).
 """
+import numpy as np
+
 from .base import (LOSSES, NeuronModel, Parameter, Variable, SIG_U, SIG_UPROS, SIG_R, SIG_RP, SIG_E,
                    SIG_UDOT, SIG_V0, SIG_EPS, SIG_VERR, PORT_PROXIMAL, PORT_CURRENT)
 from ..activations import ACTIVATIONS
+from ..errors import CircuitError
+from ..layout import (LOSS_IDS, TAU_RULE_IDS, OPTIMIZER_IDS, PP_LOSS, PP_ERRMODE, PP_TAU_RULE, PP_GATED,
+                      PPF_BETA, PPF_ETA_TAU, PPF_TAU_MIN, PPF_ETA_BIAS, PPF_TOPT, PPF_TOPT_A, PPF_TOPT_B,
+                      PPF_TOPT_EPS)
+from ..lowering import lower_soma, param
+
+
+def lower(ctx, i, p):
+    """g0 = 1/tau_m, tau_r (default tau_m), error neurons (err_tau = max(tau_r, dt)), gamma, the output
+    loss and its nudging, tau_m / bias learning and the optimiser of tau_m learning."""
+    sl = lower_soma(ctx, i, p)
+    tau_m = ctx.draw(p, param(p, "tau_m", 10.0), "tau_m")
+    tau_r_spec = p.params.get("tau_r", None)
+    tau_r = tau_m.copy() if tau_r_spec is None else ctx.draw(p, tau_r_spec, "tau_r")
+    if np.any(tau_m <= 0):
+        raise CircuitError(f"population '{p.name}'.tau_m: must be > 0 ms (got min {tau_m.min():g})")
+    ctx.neuron["g0"][sl] = 1.0 / tau_m
+    ctx.neuron["tau_r"][sl] = tau_r
+    ctx.neuron["err_tau"][sl] = np.maximum(tau_r, ctx.dt)   # error neuron integrates with tau_r
+    ctx.neuron["gamma"][sl] = ctx.draw(p, param(p, "gamma", 1.0), "gamma")
+    loss = param(p, "loss", "none")
+    pi, pf = ctx.pop_int[i], ctx.pop_float[i]
+    pi[PP_LOSS] = LOSS_IDS[loss]
+    pf[PPF_BETA] = float(param(p, "beta", 0.1))
+    pi[PP_ERRMODE] = int(bool(param(p, "prospective_errors", False)))
+    pi[PP_TAU_RULE] = TAU_RULE_IDS[param(p, "tau_learning", "none")]
+    pf[PPF_ETA_TAU] = float(param(p, "eta_tau", 0.0))
+    pf[PPF_TAU_MIN] = float(param(p, "tau_min", 10 * ctx.dt))
+    pf[PPF_ETA_BIAS] = float(param(p, "eta_bias", 0.0))
+    topt = param(p, "tau_optimizer", "sgd")
+    if topt not in OPTIMIZER_IDS:
+        raise CircuitError(f"population '{p.name}'.tau_optimizer: unknown optimizer '{topt}'; use one of "
+                           f"{list(OPTIMIZER_IDS)}")
+    pf[PPF_TOPT] = OPTIMIZER_IDS[topt]
+    pf[PPF_TOPT_A] = float(param(p, "tau_momentum", 0.9) if topt == "momentum" else param(p, "tau_beta1", 0.9))
+    pf[PPF_TOPT_B] = float(param(p, "tau_beta2", 0.999))
+    pf[PPF_TOPT_EPS] = float(param(p, "tau_eps", 1e-8))
+    if loss != "none":
+        pi[PP_GATED] = 1
 
 # time-constant learning (parameter ``tau_learning``; kernel ids in compile.TAU_RULE_IDS)
 TAU_RULES = {
@@ -90,4 +131,5 @@ RATE = NeuronModel(
     # "error": the one-to-one error input from a partner error population (models/error.py), which
     # joins the basal potential v0 with the projection weight gamma
     ports={"basal": PORT_PROXIMAL, "soma": PORT_CURRENT, "error": PORT_PROXIMAL},
+    lower=lower,
 )
