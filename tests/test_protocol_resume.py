@@ -51,7 +51,7 @@ dataset = "bars"
 dataset_args = {{ noise = 0.1, seed = 2 }}
 t_pres = 1.0
 epochs = {EPOCHS}
-lr = 20.0
+lr = 50.0
 phases = ["train", "val", "test"]
 lr_schedule = "plateau"
 plateau_patience = 0
@@ -151,13 +151,13 @@ def test_sigkill_then_resume_is_bit_identical(uninterrupted, tmp_path):
 
     # a changed scenario is refused (the existing rule), and the refusal touches nothing
     text = path.read_text()
-    path.write_text(text.replace("lr = 20.0", "lr = 21.0"))
+    path.write_text(text.replace("lr = 50.0", "lr = 51.0"))
     try:
         assert main(["run", "--resume", str(b_store), "--no-progress"]) == 2
     finally:
         path.write_text(text)
     other = tmp_path / "other.toml"
-    other.write_text(text.replace("lr = 20.0", "lr = 21.0"))
+    other.write_text(text.replace("lr = 50.0", "lr = 51.0"))
     assert main(["run", str(other), "--out", str(b_store), "--resume", "--no-progress"]) == 2
     with pytest.raises(InputsChangedError):
         path.write_text(text + "\n# edited\n")
@@ -198,6 +198,7 @@ def test_ctrl_c_then_resume_with_allowed_change(uninterrupted, tmp_path, monkeyp
     root = zarr.open_group(str(c_store), mode="r")
     assert root.attrs["status"] == "interrupted"
     assert read_checkpoint(c_store)[1]["protocol"]["epoch"] == 10
+    assert _metrics(a_store)["lr_scale"][10] < 1.0     # the schedule had already lowered the rate there
     assert list(root["metrics"]["epoch"][:]) == list(range(13))   # epochs 11, 12 are cut on resume
 
     text = path.read_text()
