@@ -17,12 +17,6 @@ import numpy as np
 from .errors import CircuitError
 from .models import get_model, MODELS
 
-CONNECTORS = ("all_to_all", "one_to_one", "fixed_probability", "from_array")
-WEIGHT_DISTS = ("normal", "uniform", "constant", "array", "kaiming_uniform", "zeros")
-RULES = ("none", "error", "urbanczik_senn", "apical_homeostasis", "target_prop")
-FEEDBACK = ("auto", "transpose", "random", "none")
-SIGNALS = ("r", "u", "u_pros")
-
 
 @dataclass
 class Population:

@@ -44,6 +44,7 @@ from .checks import (array_shape, weight_shape_message, connector_shape_message,
                      one_to_one_message, stimulus_kind_problem, second_rate_message)
 from .errors import CircuitError
 from .lowering import Lowering
+from .registry import PLASTICITY_RULES, RULE_IDS, LOSS_IDS, TAU_RULE_IDS, OPTIMIZER_IDS  # noqa: F401 (re-exported)
 from .layout import *  # noqa: F401,F403  (every engine name is layout's; compile uses and re-exports them)
 from .stimuli import KIND_IDS, Stimulus
 
@@ -209,6 +210,16 @@ def _tie_projection(circuit, j, pr, by_name, proj_int, pop_int, pop_index, offse
     proj_int[j, PJ_W_OFF] = proj_int[k, PJ_W_OFF]
 
 
+def _is_error_pop(pop) -> bool:
+    """A separate error population (cortical mapping, models/error.py)."""
+    return pop.neuron_model.error_role == "population"
+
+
+def _fuses_errors(pop) -> bool:
+    """A population that computes its own errors e (LE/GLE rate neurons)."""
+    return pop.neuron_model.error_role == "fused"
+
+
 # ---------------------------------------------------------------------------- compile
 def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str = "synchronous",
                     dtype="float64", seed: int = 0, stimuli=(), base_dir=None) -> Program:
@@ -273,12 +284,12 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
             raise CircuitError(f"{where}: signal must be r, u, u_pros or e, got '{pr.signal}'")
         if pre.neuron_model.is_input and pr.signal != "r":
             raise CircuitError(f"{where}: {INPUT_CARRIES_R}")
-        if (pre.model == "error") != (pr.signal == "e"):
+        if _is_error_pop(pre) != (pr.signal == "e"):
             raise CircuitError(f"{where}: signal 'e' is carried by error populations (model error) only, and an "
                                f"error population carries only 'e'; set signal = \"e\" on projections from "
-                               f"'{pr.pre}'" if pre.model == "error" else
+                               f"'{pr.pre}'" if _is_error_pop(pre) else
                                f"{where}: signal 'e' needs an error population as pre ('{pr.pre}' is {pre.model})")
-        if post.model == "error" and pr.rule != "none":
+        if _is_error_pop(post) and pr.rule != "none":
             # inputs of an error population: top-down errors (W^T e: weights = {transpose_of = "W"}, or a
             # fixed B) and fixed comparisons of rates (e.g. +beta r_teacher, -beta r_student: a mimic loss)
             raise CircuitError(f"{where}: projections into an error population are fixed; remove the plasticity "
@@ -288,7 +299,7 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
         rng = w_rngs[j]
         if "transpose_of" in pr.weights:
             # weights tied to a forward projection (exact weight transport): no block of its own
-            if post.model != "error" or kind != "all_to_all":
+            if not _is_error_pop(post) or kind != "all_to_all":
                 raise CircuitError(f"{where}: weights.transpose_of ties an all_to_all projection between error "
                                    f"populations to a forward weight; '{pr.post}' is {post.model}, connector {kind}")
             row[PJ_DIAG], row[PJ_RULE], row[PJ_FB] = 0, 0, 0
@@ -350,10 +361,10 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
             dw_size += W.size * (2 if opt == "adam" else 1)
         fb = pr.feedback
         if fb == "auto":
-            fb = "transpose" if (post.model == "rate" and pr.target == "basal" and pr.signal == "r") else "none"
+            fb = "transpose" if (_fuses_errors(post) and pr.target == "basal" and pr.signal == "r") else "none"
         if pre.neuron_model.is_input:
             fb = "none"          # nothing to send errors to
-        if pop_int[pop_index[pr.pre], PP_PARTNER] >= 0 and pre.model == "rate":
+        if pop_int[pop_index[pr.pre], PP_PARTNER] >= 0 and _fuses_errors(pre):
             # errors of 'pre' come from its partner error population (cortical mapping)
             if pr.feedback not in ("auto", "none"):
                 raise CircuitError(f"{where}: feedback = '{pr.feedback}', but '{pr.pre}' has an error population; "
@@ -468,11 +479,11 @@ def build_ops(circuit, pops, projs, proj_int, pop_int, scheme, stim_int=None):
         if proj_int[j, PJ_FB] != 0:
             outgoing_fb[index[pr.pre]].append(j)
     # error populations (cortical mapping) run in the error phase in place of their partner
-    neurons = [i for i in order if not pop_int[i, PP_INPUT] and pops[i].model != "error"]
-    by_off = {int(pop_int[i, PP_OFF]): i for i in range(len(pops)) if pops[i].model == "error"}
+    neurons = [i for i in order if not pop_int[i, PP_INPUT] and not _is_error_pop(pops[i])]
+    by_off = {int(pop_int[i, PP_OFF]): i for i in range(len(pops)) if _is_error_pop(pops[i])}
     # only LE/GLE rate neurons carry errors e; microcircuit neurons learn from dendritic potentials
     error_pops = [by_off[int(pop_int[i, PP_PARTNER])] if pop_int[i, PP_PARTNER] >= 0 else i
-                  for i in neurons if pops[i].model == "rate"]
+                  for i in neurons if _fuses_errors(pops[i])]
 
     def forward():
         ops = []
@@ -509,14 +520,17 @@ def build_ops(circuit, pops, projs, proj_int, pop_int, scheme, stim_int=None):
         # lo << COPY_SHIFT | hi; adjacent ranges are merged.
         N = int(pop_int[:, PP_N].sum()) if len(pops) else 0
         need = set()
+        rule_of_id = {e.id: e for e in PLASTICITY_RULES.values()}
         for j, pr in enumerate(projs):
             need.add((int(proj_int[j, PJ_SIGNAL]), index[pr.pre]))
             if proj_int[j, PJ_FB] != 0:
                 need.add((SIGNAL_NAMES["e"], index[pr.post]))
+            for sig, side in rule_of_id[int(proj_int[j, PJ_RULE])].reads_prev:   # registry.py
+                need.add((SIGNAL_NAMES[sig], index[pr.pre if side == "pre" else pr.post]))
         for i, p in enumerate(pops):
-            if p.model in ("rate", "error"):
+            if p.neuron_model.error_role != "none":
                 need.add((SIGNAL_NAMES["e"], i))
-            if p.model == "rate":
+            if _fuses_errors(p):
                 need |= {(SIGNAL_NAMES["r"], i), (SIGNAL_NAMES["phi_prime"], i), (SIGNAL_NAMES["u_pros"], i)}
         ranges = []
         for sig in range(N_PREV):
@@ -534,7 +548,7 @@ def build_ops(circuit, pops, projs, proj_int, pop_int, scheme, stim_int=None):
     def errors():
         ops = []
         for i in reversed(error_pops):
-            if pops[i].model == "error":
+            if _is_error_pop(pops[i]):
                 ops += [(OP_ERROR_PROJECT, j) for j in incoming[i]]
             ops += [(OP_BACKPROJECT, j) for j in outgoing_fb[i]]
             ops.append((OP_ERROR, i))

@@ -577,20 +577,20 @@ def registries_markdown() -> str:
         return sec
 
     out += choice_section("Plasticity rules", "`rule` of a projection's `plasticity` table "
-                          "(`microcircuit.scenario.schema.PLASTICITY_RULES`; kernel ids `compile.RULE_IDS`). "
+                          "(`microcircuit.registry.PLASTICITY_RULES`: names, kernel ids, meanings). "
                           "`eta` is the learning rate in 1/ms; `e` the error, `r` rates, `v` dendritic potentials.",
                           S.PLASTICITY_RULES, C.RULE_IDS)
     out += choice_section("Optimisers", "`optimizer` of a `plasticity` table and `tau_optimizer` of a rate "
-                          "population (`schema.OPTIMIZERS`; kernel ids `compile.OPTIMIZER_IDS`).",
+                          "population (`microcircuit.registry.OPTIMIZERS`).",
                           S.OPTIMIZERS, C.OPTIMIZER_IDS)
     out += choice_section("Losses", "`loss` of an output `rate` or `error` population "
-                          "(`microcircuit.models.base.LOSSES`; kernel ids `compile.LOSS_IDS`). The output error "
+                          "(`microcircuit.registry.LOSSES`). The output error "
                           "enters as `eps = beta e_trg`; `y` is the target of a `target` stimulus.",
                           LOSSES, C.LOSS_IDS)
     out += choice_section("Protocol losses", "`loss` of a `[protocol]` table: the metric reported "
                           "(`schema.PROTOCOL_LOSSES`).", S.PROTOCOL_LOSSES)
     out += choice_section("Time-constant learning", "`tau_learning` of a `rate` population "
-                          "(`microcircuit.models.rate.TAU_RULES`; kernel ids `compile.TAU_RULE_IDS`); "
+                          "(`microcircuit.registry.TAU_RULES`); "
                           "`tau_m` is clamped at `tau_min`.", TAU_RULES, C.TAU_RULE_IDS)
     out += choice_section("Stimulus kinds", "`kind` of a `[[stimuli]]` entry (`schema.STIMULUS_KINDS`; "
                           "kernel ids `stimuli.KIND_IDS`).", S.STIMULUS_KINDS, ST.KIND_IDS)
@@ -608,8 +608,7 @@ def registries_markdown() -> str:
     out.append(md_table(["waveform", "class", "keys", "meaning"], rows))
     out.append("")
 
-    out += choice_section("Connectors", "`kind` of a projection's `connector` table (`schema.CONNECTORS`; "
-                          "the same names as `microcircuit.circuit.CONNECTORS`).", S.CONNECTORS)
+    out += choice_section("Connectors", "`kind` of a projection's `connector` table (`schema.CONNECTORS`).", S.CONNECTORS)
     out += choice_section("Weight distributions", "`dist` of a projection's `weights` table "
                           "(`schema.WEIGHT_DISTS`).", S.WEIGHT_DISTS)
     out += choice_section("Feedback", "`feedback` of a projection (`schema.FEEDBACK_MODES`).", S.FEEDBACK_MODES)

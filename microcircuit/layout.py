@@ -67,16 +67,12 @@ OP_NAMES = ["copy_prev", "stimulus", "clear_ports", "project", "soma", "error", 
 COPY_SHIFT = 31        # OP_COPY_PREV argument packing
 COPY_MASK = 0x7FFFFFFF
 
-# ------------------------------------------------------------------ kernel ids
-LOSS_IDS = {"none": 0, "rate": 1, "voltage": 2, "cross_entropy": 3}
+# ------------------------------------------------------------------ kernel ids (names, meanings: registry.py)
 LOSS_NONE, LOSS_RATE, LOSS_VOLTAGE, LOSS_CROSS_ENTROPY = 0, 1, 2, 3
-RULE_IDS = {"none": 0, "error": 1, "urbanczik_senn": 2, "apical_homeostasis": 3, "target_prop": 4}
 RULE_NONE, RULE_ERROR, RULE_URBANCZIK_SENN, RULE_APICAL_HOMEOSTASIS, RULE_TARGET_PROP = 0, 1, 2, 3, 4
-TAU_RULE_IDS = {"none": 0, "gle": 1, "le_adapt": 2}
 TAU_RULE_NONE, TAU_RULE_GLE, TAU_RULE_LE_ADAPT = 0, 1, 2
 SCHEMES = {"synchronous": 0, "sequential": 1, "published_microcircuit": 2}
 SCHEME_SYNCHRONOUS, SCHEME_SEQUENTIAL, SCHEME_PUBLISHED_MICROCIRCUIT = 0, 1, 2
-OPTIMIZER_IDS = {"sgd": 0, "momentum": 1, "adam": 2}
 OPT_SGD, OPT_MOMENTUM, OPT_ADAM = 0, 1, 2
 
 # ------------------------------------------------------------------ projection int table

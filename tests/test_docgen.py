@@ -285,18 +285,33 @@ def test_documented_choices_are_the_kernel_registries():
     C = importlib.import_module("microcircuit.compile")
     pairs = [(S.PLASTICITY_RULES, C.RULE_IDS), (S.OPTIMIZERS, C.OPTIMIZER_IDS), (LOSSES, C.LOSS_IDS),
              (TAU_RULES, C.TAU_RULE_IDS), (S.STIMULUS_KINDS, stimuli.KIND_IDS),
-             (S.CONNECTORS, circuit.CONNECTORS), (S.WEIGHT_DISTS, circuit.WEIGHT_DISTS),
              (S.WAVEFORM_FIELDS, stimuli.STIMULUS_TYPES), (S.STIMULUS["waveform"].choices, stimuli.STIMULUS_TYPES),
-             (S.FEEDBACK_MODES, circuit.FEEDBACK)]
+             (S.FEEDBACK_MODES, set(C.FEEDBACK_IDS) | {"auto"})]
     for documented, code in pairs:
         assert set(documented) == set(code), (sorted(documented), sorted(code))
+    # connectors and weight distributions have no id table: every documented one compiles, another does not
+    extra = {"fixed_probability": {"p": 0.5}, "from_array": {"array": [[1, 0], [0, 1]]}}
+    wextra = {"array": {"value": [[0.1, 0.2], [0.3, 0.4]]}}
+    for kind in list(S.CONNECTORS) + ["nearest"]:
+        for dist in (list(S.WEIGHT_DISTS) if kind == "all_to_all" else ["uniform"]) + ["laplace"]:
+            c = circuit.Circuit("t")
+            c.add_population("x", "input", 2)
+            c.add_population("h", "rate", 2)
+            c.add_projection("x", "h", "basal", connector={"kind": kind, **extra.get(kind, {})},
+                             weights={"dist": dist, **wextra.get(dist, {})})
+            ok = kind in S.CONNECTORS and dist in S.WEIGHT_DISTS
+            try:
+                C.compile_circuit(c, dt=0.1)
+                assert ok, (kind, dist)
+            except C.CircuitError:
+                assert not ok, (kind, dist)
     assert set(microcircuit.models.MODELS["rate"].parameters["tau_optimizer"].choices) == set(S.OPTIMIZERS)
     page = docgen.registries_markdown()
     sections = _sections(page)
     for title, names in [("Plasticity rules", C.RULE_IDS), ("Optimisers", C.OPTIMIZER_IDS), ("Losses", C.LOSS_IDS),
                          ("Activations", activations.ACTIVATIONS), ("Stimulus kinds", stimuli.KINDS),
-                         ("Stimulus waveforms", stimuli.STIMULUS_TYPES), ("Connectors", circuit.CONNECTORS),
-                         ("Weight distributions", circuit.WEIGHT_DISTS), ("Update schemes", C.SCHEMES),
+                         ("Stimulus waveforms", stimuli.STIMULUS_TYPES), ("Connectors", S.CONNECTORS),
+                         ("Weight distributions", S.WEIGHT_DISTS), ("Update schemes", C.SCHEMES),
                          ("Time-constant learning", C.TAU_RULE_IDS)]:
         assert set(sections[title]) == set(names), (title, sections[title])
     from microcircuit.datasets.registry import DATASETS

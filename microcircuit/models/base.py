@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..registry import LOSSES as _LOSSES, docs
+
 
 @dataclass(frozen=True)
 class Parameter:
@@ -45,6 +47,10 @@ class NeuronModel:
     variables: dict = field(default_factory=dict)
     ports: dict = field(default_factory=dict)   # projection target name -> kernel port index
     is_input: bool = False
+    # errors e: "fused" (the population computes its own, LE/GLE rate neurons), "population" (it is a
+    # separate error population of a partner, cortical mapping) or "none" (dendritic neurons learn
+    # from dendritic potentials); decides the error phase of the schedule and default feedback
+    error_role: str = "none"
     # lower(ctx, i, pop): fill row i of the program's tables (microcircuit.lowering); None: nothing to
     # lower (input populations, driven by stimuli only)
     lower: object = field(default=None, compare=False, repr=False)
@@ -64,14 +70,8 @@ class NeuronModel:
         return rows
 
 
-# Output losses of rate and error populations (parameter ``loss``; kernel ids in compile.LOSS_IDS):
-# what the output error e_trg is, from the rate r = phi(u_pros) and the target y of a ``target`` stimulus.
-LOSSES = {
-    "none": "no output error (a hidden population)",
-    "rate": "e_trg = phi'(u_pros) (y - phi(u_pros))",
-    "voltage": "e_trg = y - u_pros",
-    "cross_entropy": "e_trg = onehot(y) - softmax(r)",
-}
+# Output losses of rate and error populations (parameter ``loss``): microcircuit.registry.LOSSES
+LOSSES = docs(_LOSSES)
 
 
 # Kernel signal codes and ports: named once in microcircuit.layout (re-exported for the models).

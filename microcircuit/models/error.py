@@ -35,7 +35,8 @@ step therefore equals the fused step in both schemes, to rounding.
 from .base import LOSSES, NeuronModel, Parameter, Variable, SIG_E, SIG_EPS, SIG_VERR, PORT_CURRENT
 from ..checks import error_partner_problem
 from ..errors import CircuitError
-from ..layout import LOSS_IDS, PP_PARTNER, PP_LOSS, PP_ERRMODE, PP_GATED, PPF_BETA
+from ..registry import LOSS_IDS
+from ..layout import PP_PARTNER, PP_LOSS, PP_ERRMODE, PP_GATED, PPF_BETA
 from ..lowering import param
 
 
@@ -85,5 +86,6 @@ ERROR = NeuronModel(
     # top-down errors from the error population above (W^T e or B e); the kernel accumulates them
     # in the error input, not in a dendritic port
     ports={"error": PORT_CURRENT},
+    error_role="population",
     lower=lower,
 )

@@ -36,7 +36,8 @@ from .base import (LOSSES, NeuronModel, Parameter, Variable, SIG_U, SIG_UPROS, S
                    SIG_UDOT, SIG_V0, SIG_EPS, SIG_VERR, PORT_PROXIMAL, PORT_CURRENT)
 from ..activations import ACTIVATIONS
 from ..errors import CircuitError
-from ..layout import (LOSS_IDS, TAU_RULE_IDS, OPTIMIZER_IDS, PP_LOSS, PP_ERRMODE, PP_TAU_RULE, PP_GATED,
+from ..registry import LOSS_IDS, TAU_RULE_IDS, OPTIMIZER_IDS, TAU_RULES as _TAU_RULES, docs
+from ..layout import (PP_LOSS, PP_ERRMODE, PP_TAU_RULE, PP_GATED,
                       PPF_BETA, PPF_ETA_TAU, PPF_TAU_MIN, PPF_ETA_BIAS, PPF_TOPT, PPF_TOPT_A, PPF_TOPT_B,
                       PPF_TOPT_EPS)
 from ..lowering import lower_soma, param
@@ -75,12 +76,8 @@ def lower(ctx, i, p):
     if loss != "none":
         pi[PP_GATED] = 1
 
-# time-constant learning (parameter ``tau_learning``; kernel ids in compile.TAU_RULE_IDS)
-TAU_RULES = {
-    "none": "tau_m fixed",
-    "gle": "d tau_m / dt = -eta_tau e du/dt (GLE)",
-    "le_adapt": "d tau_m / dt = eta_tau (tau_r - tau_m) (du/dt)^2: drives tau_m to tau_r without nudging (LE paper §6)",
-}
+# time-constant learning (parameter ``tau_learning``): microcircuit.registry.TAU_RULES
+TAU_RULES = docs(_TAU_RULES)
 
 RATE = NeuronModel(
     name="rate",
@@ -131,5 +128,6 @@ RATE = NeuronModel(
     # "error": the one-to-one error input from a partner error population (models/error.py), which
     # joins the basal potential v0 with the projection weight gamma
     ports={"basal": PORT_PROXIMAL, "soma": PORT_CURRENT, "error": PORT_PROXIMAL},
+    error_role="fused",
     lower=lower,
 )

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import registry as _registry
+from ..registry import docs
+
 
 @dataclass(frozen=True)
 class Field:
@@ -26,23 +29,8 @@ class Field:
 # The allowed values of the choice fields below, each with what it means. The scenario reference
 # (``microcircuit schema``, :mod:`microcircuit.docgen`) is generated from these tables, and the
 # fields take their ``choices`` from them, so a value cannot be accepted without being documented.
-PLASTICITY_RULES = {
-    "none": "no plasticity: the weights stay fixed",
-    "error": "dW/dt = eta e_post r_pre^T with the error e of the post population (LE / GLE), or of the error "
-             "population named by error_source (cortical mapping)",
-    "urbanczik_senn": "dendritic prediction of somatic activity (Urbanczik & Senn 2014): dW/dt = eta "
-                      "(r_post - phi(g_port / (g_lk + g_B + g_A) v_port)) r_pre^T (Sacramento 2018 forward and "
-                      "interneuron weights)",
-    "apical_homeostasis": "dW/dt = -eta v_A r_pre^T: silences the apical potential (Sacramento 2018 "
-                          "interneuron-to-pyramidal weights)",
-    "target_prop": "dW/dt = eta (r_post - phi(W r_pre)) r_pre^T with the projection's own weights (Sacramento "
-                   "2018 Eq. 10: learned top-down weights)",
-}
-OPTIMIZERS = {
-    "sgd": "plain gradient step: W += eta dt g",
-    "momentum": "heavy ball: m = momentum m + g, W += eta dt m",
-    "adam": "Adam: bias-corrected first / second moments (beta1, beta2, eps), W += eta dt m_hat / (sqrt(v_hat) + eps)",
-}
+PLASTICITY_RULES = docs(_registry.PLASTICITY_RULES)   # microcircuit.registry: names, ids, meanings
+OPTIMIZERS = docs(_registry.OPTIMIZERS)
 CONNECTORS = {
     "all_to_all": "every presynaptic neuron to every postsynaptic neuron (dense (post, pre) matrix)",
     "one_to_one": "neuron i to neuron i (pre and post of one size; a diagonal of weights)",
