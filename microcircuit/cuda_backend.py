@@ -94,11 +94,23 @@ def _kernels():
 # --------------------------------------------------------------------------------------------------
 # host side
 
+class _Launch:
+    """A kernel with its launch configuration, configured at each call (Numba's CUDA simulator keeps one
+    configuration per kernel, so configured kernels cannot be kept side by side)."""
+    __slots__ = ("kern", "cfg")
+
+    def __init__(self, kern, grid, tpb):
+        self.kern, self.cfg = kern, (grid, tpb)
+
+    def __call__(self, *args):
+        self.kern[self.cfg](*args)
+
+
 def _cfg(kern, n):
     """``kern`` configured for n threads (at least one block)."""
     n = max(int(n), 1)
     tpb = min(_TPB, n)
-    return kern[(n + tpb - 1) // tpb, tpb]
+    return _Launch(kern, (n + tpb - 1) // tpb, tpb)
 
 
 class _Context:
@@ -112,6 +124,8 @@ class _Context:
     def put(self, name, host):
         """Copy ``host`` to the device buffer ``name`` (allocated on first use or when the shape changes)."""
         host = np.ascontiguousarray(host)
+        if host.size == 0:      # (no weights, no optimiser state, nothing recorded): never indexed
+            host = np.zeros(1, host.dtype)
         d = self.bufs.get(name)
         if d is None or d.shape != host.shape or d.dtype != host.dtype:
             d = self.bufs[name] = self.cuda.to_device(host)
@@ -152,15 +166,83 @@ def _noise_layout(ops, pop_int, B):
     return offs, m
 
 
+# kinds of plan entries (what the step loop does for an op)
+_STATIC, _STIM, _SOMA, _ERROR, _PLAST, _POPLEARN = range(6)
+
+
+def _plan(kern, ops, pop_int, pop_float, proj_int, proj_float, stim_int, d, Rd, scheme, dt, N, B, noise_off):
+    """One entry per op of the table: the configured kernels and their arguments that do not change from
+    step to step, so that the step loop only adds the step's gates and counters (host work per launch
+    is most of a small circuit's step)."""
+    NB = N * B
+    sqdt = math.sqrt(dt)
+    npop = pop_int.shape[0]
+    S, P, X, ports, W = d["state"], d["prev"], d["ext"], d["ports"], d["W"]
+    plan = []
+    for q in range(ops.shape[0]):
+        op = int(ops[q, 0])
+        arg = int(ops[q, 1])
+        if op == 0:     # copy neurons [lo, hi) of the signal rows to the previous-step buffer
+            lo = (arg >> 31) * B
+            n = (arg & 0x7FFFFFFF) * B - lo
+            plan.append((_STATIC, _cfg(kern.k_copy, n), (P, S, lo, n)))
+        elif op == 1:   # stimuli: clear the ext regions they accumulate into, then write / accumulate
+            clears, writes = [], []
+            for s in range(stim_int.shape[0]):
+                off, n, kind, col = (int(v) for v in stim_int[s])
+                dst = off * B + (NB if kind == 1 else (0 if kind == 2 else 2 * NB))
+                if kind != 0:
+                    clears.append((_cfg(kern.k_fill0, n * B), (X, dst, n * B)))
+                writes.append((s, kind == 0, _cfg(kern.k_stim, n * B), (S, X, d["stim"], col, off, n, kind, dst, B, NB)))
+            plan.append((_STIM, clears, writes))
+        elif op == 2:   # clear the ports of a population that projections write
+            pi = arg % npop
+            n = int(pop_int[pi, 1]) * B
+            plan.append((_STATIC, _cfg(kern.k_clear_ports, n), (ports, int(pop_int[pi, 0]) * B, n, arg // npop, NB)))
+        elif op == 3 or op == 10:   # project (op 10: a projection carrying e reads the current step)
+            plan.append((_STATIC,) + _project(kern, arg, proj_int, W, S if op == 10 else Rd, ports, NB, B))
+        elif op == 4:
+            i = arg % npop
+            inputs = arg // npop
+            n = int(pop_int[i, 1])
+            args = (int(pop_int[i, 0]), n, int(pop_int[i, 2]), int(pop_int[i, 7]), float(pop_float[i, 4]),
+                    float(pop_float[i, 5]), float(pop_float[i, 6]), bool((inputs >> 1) & 1),
+                    bool((inputs >> 2) & 1), bool((inputs >> 3) & 1), bool((inputs >> 4) & 1),
+                    bool((inputs >> 5) & 1), d["g_lk"], d["g0"], d["g1"], d["g_nud"], d["tau_r"], d["gamma"],
+                    d["sigma"], d["bias"], S, ports, X, dt, sqdt, NB, B, bool(pop_int[i, 9] == 1))
+            plan.append((_SOMA, _cfg(kern.k_soma, n * B), args, bool(pop_int[i, 8] == 1), int(noise_off[q])))
+        elif op == 5:
+            off = int(pop_int[arg, 0])
+            n = int(pop_int[arg, 1])
+            loss = int(pop_int[arg, 3])
+            sh = int(pop_int[arg, 11]) - off if pop_int[arg, 11] >= 0 else 0
+            norm = (_cfg(kern.k_softmax_norm, B), (Rd, off, sh, n, B, NB, d["sm"])) if loss == 3 else None
+            args = (off, sh, n, loss, bool(pop_int[arg, 5] == 1), d["g0"], d["err_tau"], S, Rd, X, dt, NB, B, d["sm"])
+            plan.append((_ERROR, norm, _cfg(kern.k_error, n * B), args, float(pop_float[arg, 0])))
+        elif op == 6:   # this step's errors down through W^T (or fixed B)
+            pre_off, npre, post_off, npost = (int(v) for v in proj_int[arg, :4])
+            woff = int(proj_int[arg, 6] if proj_int[arg, 9] == 1 else proj_int[arg, 10])
+            plan.append((_STATIC, _cfg(kern.k_tproduct, npre * B),
+                         (W, woff, npost, npre, S, _E * NB + post_off * B, X, 3 * NB + pre_off * B, B)))
+        elif op == 7:
+            plan.append((_PLAST,) + _plasticity_plan(kern, arg, proj_int, proj_float, pop_int, pop_float, d, Rd,
+                                                     dt, NB, B))
+        elif op == 8:
+            plan.append((_POPLEARN,) + _pop_learn_plan(kern, arg, pop_int, pop_float, d, dt, NB, B))
+        elif op == 9:   # cortical mapping: errors between error populations
+            plan.append((_STATIC,) + _error_project(kern, arg, proj_int, W, S, X, NB, B))
+        else:
+            raise SimulationError(f"backend 'cuda': opcode {op} is not implemented on the GPU")
+    return plan
+
+
 def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma,
               sigma, bias, err_tau, proj_int, proj_float, W, dwf, masks, state, prev, ports, ext,
               stim_int, stim, stim_row, gates, rec_int, rec_idx, rec_buf, rng, status):
     """Run K steps from step k0 on the GPU; same arguments and effects as :func:`kernel.run_chunk`."""
     kern = _kernels()
-    cuda = _CUDA
-    ctx = _context(state, cuda)
+    ctx = _context(state, _CUDA)
     NB = N * B
-    sqdt = math.sqrt(dt)
     npop = pop_int.shape[0]
     n_ops = ops.shape[0]
     dt = float(dt)
@@ -170,120 +252,93 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
         ("sigma", sigma), ("bias", bias), ("err_tau", err_tau), ("W", W), ("dwf", dwf), ("masks", masks),
         ("state", state), ("prev", prev), ("ports", ports), ("ext", ext), ("stim", stim),
         ("rec_int", rec_int), ("rec_idx", rec_idx))}
-    S, P, X = d["state"], d["prev"], d["ext"]
-    Rd = S if scheme == 1 else P          # 0 synchronous, 2 published_microcircuit: previous step
+    Rd = d["state"] if scheme == 1 else d["prev"]     # 0 synchronous, 2 published_microcircuit: previous step
     d_rec = ctx.empty("rec_buf", rec_buf.shape, rec_buf.dtype)
     stat = ctx.put("stat", np.full(1, _NO_FAIL, np.int64))
     max_n = max([1] + [int(v) for v in pop_int[:, 1]])
-    pf = ctx.empty("pf", max_n * B, state.dtype)
-    sm = ctx.empty("sm", max(B, 1), np.float64)
+    d["pf"] = ctx.empty("pf", max_n * B, state.dtype)
+    d["sm"] = ctx.empty("sm", max(B, 1), np.float64)
     noise_off, m_noise = _noise_layout(ops, pop_int, B)
     nz = ctx.empty("noise0", 1, np.float64)
     seg = max(1, _NOISE_BLOCK // max(m_noise, 1))
+    plan = _plan(kern, ops, pop_int, pop_float, proj_int, proj_float, stim_int, d, Rd, scheme, dt, N, B, noise_off)
     # Adam counters: counted on the host (snapshot: a divergence rolls back the counts after it)
     pf_t0, ppf_t0 = proj_float[:, 9].copy(), pop_float[:, 11].copy()
     counts = []           # (seq, table, row) of every counted optimiser update
     n_rec = rec_int.shape[0]
-    rec_cfg = None
-    rec_next = None
     if n_rec:
         width = max(1, int((rec_int[:, 3] * B).max()))
         tpb = min(_TPB, width)
-        rec_cfg = kern.k_record[((width + tpb - 1) // tpb, n_rec), tpb]
-        strides = rec_int[:, 4]
-        rec_next = {int(s): ((k0 + int(s) - 1) // int(s)) * int(s) - k0 for s in np.unique(strides)}
+        rec_cfg = _Launch(kern.k_record, ((width + tpb - 1) // tpb, n_rec), tpb)
+        rec_args = (B, NB, d["rec_int"], d["rec_idx"], d_rec, d["state"])
+        rec_next = {int(st): ((k0 + int(st) - 1) // int(st)) * int(st) - k0 for st in np.unique(rec_int[:, 4])}
+    stim_rows = stim_row.tolist()
+    gate_rows = gates.tolist()
     for kk in range(K):
-        step = k0 + kk
-        t = step * dt
+        t = (k0 + kk) * dt
         if m_noise and kk % seg == 0:     # this block's normal draws, in the CPU kernel's order
             nz = ctx.put("noise", rng.standard_normal((min(seg, K - kk), m_noise)).ravel())
         nz_row = (kk % seg) * m_noise
-        g_nudge = float(gates[kk, 0])
-        g_plast = float(gates[kk, 1])
-        for q in range(n_ops):
-            op = int(ops[q, 0])
-            arg = int(ops[q, 1])
-            seq = kk * n_ops + q
-            if op == 0:
-                lo = (arg >> 31) * B
-                n = (arg & 0x7FFFFFFF) * B - lo
-                _cfg(kern.k_copy, n)(P, S, lo, n, stat, seq)
-            elif op == 1:
-                for s in range(stim_int.shape[0]):
-                    kind = int(stim_int[s, 2])
-                    if kind != 0:
-                        slot = 1 if kind == 1 else (0 if kind == 2 else 2)
-                        n = int(stim_int[s, 1]) * B
-                        _cfg(kern.k_fill0, n)(X, slot * NB + int(stim_int[s, 0]) * B, n, stat, seq)
-                for s in range(stim_int.shape[0]):
-                    off, n, kind, col = (int(v) for v in stim_int[s])
-                    row = int(stim_row[kk, s])
-                    if kind == 0 and kk > 0 and row == stim_row[kk - 1, s]:
-                        continue
-                    dst = off * B + (NB if kind == 1 else (0 if kind == 2 else 2 * NB))
-                    _cfg(kern.k_stim, n * B)(S, X, d["stim"], row, col, off, n, kind, dst, B, NB, stat, seq)
-            elif op == 2:
-                pi = arg % npop
-                mask = arg // npop
-                n = int(pop_int[pi, 1]) * B
-                _cfg(kern.k_clear_ports, n)(d["ports"], int(pop_int[pi, 0]) * B, n, mask, NB, stat, seq)
-            elif op == 3 or op == 10:   # project (op 10: a projection carrying e reads the current step)
-                _project(kern, arg, proj_int, d["W"], S if op == 10 else Rd, d["ports"], NB, B, stat, seq)
-            elif op == 4:
-                i = arg % npop
-                inputs = arg // npop
-                gn_gate = g_nudge if pop_int[i, 8] == 1 else 1.0
-                n = int(pop_int[i, 1])
-                noise = pop_int[i, 9] == 1
-                _cfg(kern.k_soma, n * B)(
-                    int(pop_int[i, 0]), n, int(pop_int[i, 2]), int(pop_int[i, 7]), gn_gate,
-                    bool(scheme == 2 and gn_gate != 1.0), float(pop_float[i, 4]), float(pop_float[i, 5]),
-                    float(pop_float[i, 6]), bool((inputs >> 1) & 1), bool((inputs >> 2) & 1),
-                    bool((inputs >> 3) & 1), bool((inputs >> 4) & 1), bool((inputs >> 5) & 1),
-                    d["g_lk"], d["g0"], d["g1"], d["g_nud"], d["tau_r"], d["gamma"], d["sigma"], d["bias"],
-                    S, d["ports"], X, dt, sqdt, NB, B, bool(noise), nz,
-                    nz_row + int(noise_off[q]) if noise else 0, stat, seq)
-            elif op == 5:
-                i = arg
-                off = int(pop_int[i, 0])
-                n = int(pop_int[i, 1])
-                loss = int(pop_int[i, 3])
-                sh = int(pop_int[i, 11]) - off if pop_int[i, 11] >= 0 else 0
-                if loss == 3:
-                    _cfg(kern.k_softmax_norm, B)(Rd, off, sh, n, B, NB, sm, stat, seq)
-                _cfg(kern.k_error, n * B)(off, sh, n, loss, bool(pop_int[i, 5] == 1),
-                                          float(pop_float[i, 0]) * g_nudge, d["g0"], d["err_tau"], S, Rd, X, dt,
-                                          NB, B, sm, stat, seq)
-            elif op == 6:   # this step's errors down through W^T (or fixed B)
-                pre_off, npre, post_off, npost = (int(v) for v in proj_int[arg, :4])
-                woff = int(proj_int[arg, 6] if proj_int[arg, 9] == 1 else proj_int[arg, 10])
-                _cfg(kern.k_tproduct, npre * B)(d["W"], woff, npost, npre, S, _E * NB + post_off * B, X,
-                                                3 * NB + pre_off * B, B, stat, seq)
-            elif op == 7:
-                eta = float(proj_float[arg, 0])
-                if g_plast != 0.0 and eta != 0.0 and proj_float[arg, 3] <= t < proj_float[arg, 4]:
-                    c = dt * eta * g_plast
-                    _plasticity(kern, arg, proj_int, proj_float, pop_int, pop_float, d, Rd, c, dt, NB, B, pf,
-                                stat, seq, counts)
-            elif op == 8:
-                if g_plast != 0.0 and (pop_float[arg, 3] != 0.0 or (pop_int[arg, 6] != 0
-                                                                     and pop_float[arg, 1] != 0.0)):
-                    _pop_learn(kern, arg, pop_int, pop_float, d, g_plast, dt, NB, B, stat, seq, counts)
-            elif op == 9:   # cortical mapping: errors between error populations
-                _error_project(kern, arg, proj_int, d["W"], S, X, NB, B, stat, seq)
+        g_nudge, g_plast = gate_rows[kk]
+        seq = kk * n_ops
+        for entry in plan:
+            kind = entry[0]
+            if kind == _STATIC:
+                entry[1](*entry[2], stat, seq)
+            elif kind == _SOMA:
+                _, launch, args, gated, noff = entry
+                gn_gate = g_nudge if gated else 1.0
+                launch(*args, gn_gate, scheme == 2 and gn_gate != 1.0, nz, nz_row + noff if noff >= 0 else 0,
+                       stat, seq)
+            elif kind == _ERROR:
+                _, norm, launch, args, beta = entry
+                if norm is not None:
+                    norm[0](*norm[1], stat, seq)
+                launch(*args, beta * g_nudge, stat, seq)
+            elif kind == _STIM:
+                for launch, args in entry[1]:
+                    launch(*args, stat, seq)
+                row_now = stim_rows[kk]
+                for s, held, launch, args in entry[2]:
+                    row = row_now[s]
+                    if held and kk > 0 and row == stim_rows[kk - 1][s]:
+                        continue      # held input: the rates written last step are still in place
+                    launch(*args, row, stat, seq)
+            elif kind == _PLAST:
+                _, j, eta, t_on, t_off, okind, oa, ob, pf_launch, pf_args, w_launch, w_args = entry
+                if g_plast != 0.0 and eta != 0.0 and t_on <= t < t_off:
+                    bc1, bc2 = 1.0, 1.0
+                    if okind != 0:
+                        bc1, bc2 = _bias_corrections(proj_float, j, 9, oa, ob)
+                        counts.append((seq, 0, j))
+                    pf_launch(*pf_args, stat, seq)
+                    w_launch(*w_args, dt * eta * g_plast, bc1, bc2, stat, seq)
+            else:   # _POPLEARN
+                _, i, eta_b0, eta_t0, rule, okind, oa, ob, launch, args = entry
+                if g_plast != 0.0 and (eta_b0 != 0.0 or (rule != 0 and eta_t0 != 0.0)):
+                    eta_b = eta_b0 * g_plast
+                    eta_t = eta_t0 * g_plast
+                    if not (eta_b == 0.0 and (rule == 0 or eta_t == 0.0)):
+                        bc1, bc2 = 1.0, 1.0
+                        if okind != 0 and rule != 0 and eta_t != 0.0:
+                            bc1, bc2 = _bias_corrections(pop_float, i, 11, oa, ob)
+                            counts.append((seq, 1, i))
+                        launch(*args, eta_b, eta_t, bc1, bc2, stat, seq)
+            seq += 1
         if n_rec:
             due = False
-            for s_, nxt in rec_next.items():
+            for st, nxt in rec_next.items():
                 if nxt == kk:
                     due = True
-                    rec_next[s_] = nxt + s_
+                    rec_next[st] = nxt + st
             if due:
-                rec_cfg(k0, kk, B, NB, d["rec_int"], d["rec_idx"], d_rec, S, stat, kk * n_ops + n_ops)
+                rec_cfg(*rec_args, k0, kk, stat, seq)
     # results back to the host
     failed = int(stat.copy_to_host()[0])
     for name, host in (("state", state), ("prev", prev), ("ports", ports), ("ext", ext), ("W", W),
                        ("dwf", dwf), ("g0", g0), ("bias", bias)):
-        d[name].copy_to_host(host)
+        if host.size:
+            d[name].copy_to_host(host)
     if n_rec:
         d_rec.copy_to_host(rec_buf)
     if failed == _NO_FAIL:
@@ -306,77 +361,61 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
         status[3] = _E
 
 
-def _project(kern, j, proj_int, W, src, ports, NB, B, stat, seq):
+def _project(kern, j, proj_int, W, src, ports, NB, B):
     pre_off, npre, post_off, npost, port, sig, woff = (int(v) for v in proj_int[j, :7])
     xo = sig * NB + pre_off * B
     yo = port * NB + post_off * B
     if proj_int[j, 7] == 1:
-        _cfg(kern.k_diag, npost * B)(W, woff, src, xo, ports, yo, npost, B, stat, seq)
-    else:
-        _cfg(kern.k_product, npost * B)(W, woff, npost, npre, src, xo, ports, yo, B, stat, seq)
+        return _cfg(kern.k_diag, npost * B), (W, woff, src, xo, ports, yo, npost, B)
+    return _cfg(kern.k_product, npost * B), (W, woff, npost, npre, src, xo, ports, yo, B)
 
 
-def _error_project(kern, j, proj_int, W, S, X, NB, B, stat, seq):
+def _error_project(kern, j, proj_int, W, S, X, NB, B):
     pre_off, npre, post_off, npost = (int(v) for v in proj_int[j, :4])
     woff = int(proj_int[j, 6])
     sig = int(proj_int[j, 5])
     eo = sig * NB + pre_off * B
     ao = 3 * NB + post_off * B
     if proj_int[j, 15] >= 0:      # tied to a forward W (npre, npost)
-        _cfg(kern.k_tproduct, npost * B)(W, woff, npre, npost, S, eo, X, ao, B, stat, seq)
-    elif proj_int[j, 7] == 1:
-        _cfg(kern.k_diag, npost * B)(W, woff, S, eo, X, ao, npost, B, stat, seq)
-    else:
-        _cfg(kern.k_product, npost * B)(W, woff, npost, npre, S, eo, X, ao, B, stat, seq)
+        return _cfg(kern.k_tproduct, npost * B), (W, woff, npre, npost, S, eo, X, ao, B)
+    if proj_int[j, 7] == 1:
+        return _cfg(kern.k_diag, npost * B), (W, woff, S, eo, X, ao, npost, B)
+    return _cfg(kern.k_product, npost * B), (W, woff, npost, npre, S, eo, X, ao, B)
 
 
 def _bias_corrections(table, row, col, a, b):
     """kernel._opt_count for a counted update: t += 1, (1 - a^t, 1 - b^t)."""
     table[row, col] += 1.0
-    tt = table[row, col]
+    tt = float(table[row, col])
     return 1.0 - a ** tt, 1.0 - b ** tt
 
 
-def _plasticity(kern, j, proj_int, proj_float, pop_int, pop_float, d, R, c, dt, NB, B, pf, stat, seq, counts):
+def _plasticity_plan(kern, j, proj_int, proj_float, pop_int, pop_float, d, R, dt, NB, B):
     pre_off, npre, post_off, npost, port, sig, woff = (int(v) for v in proj_int[j, :7])
     diag = bool(proj_int[j, 7] == 1)
-    rule = int(proj_int[j, 8])
-    dwoff = int(proj_int[j, 11])
-    moff = int(proj_int[j, 12])
     ip = int(proj_int[j, 13])
     okind = int(proj_float[j, 5])
     oa, ob, oeps = float(proj_float[j, 6]), float(proj_float[j, 7]), float(proj_float[j, 8])
-    bc1, bc2 = 1.0, 1.0
-    if okind != 0:
-        bc1, bc2 = _bias_corrections(proj_float, j, 9, oa, ob)
-        counts.append((seq, 0, j))
     eoff = int(proj_int[j, 16]) if proj_int[j, 16] >= 0 else post_off
     po = sig * NB + pre_off * B
     vsig = _V1 if port == 1 else _V0
-    _cfg(kern.k_post_factor, npost * B)(rule, npost, npre, post_off, eoff, port, vsig, po, woff, diag,
-                                        int(pop_int[ip, 2]), float(pop_float[ip, 4]), float(pop_float[ip, 5]),
-                                        float(pop_float[ip, 6]), d["g_lk"], d["g0"], d["g1"], d["W"], d["state"],
-                                        R, NB, B, pf, stat, seq)
-    _cfg(kern.k_weights, npost if diag else npost * npre)(
-        npost, npre, po, woff, diag, dwoff, moff, float(proj_float[j, 1]), float(proj_float[j, 2]), okind,
-        int(proj_int[j, 14]), oa, ob, oeps, bc1, bc2, float(c), dt, d["W"], d["dwf"], d["masks"], R, B, pf,
-        stat, seq)
+    pf_args = (int(proj_int[j, 8]), npost, npre, post_off, eoff, port, vsig, po, woff, diag, int(pop_int[ip, 2]),
+               float(pop_float[ip, 4]), float(pop_float[ip, 5]), float(pop_float[ip, 6]), d["g_lk"], d["g0"],
+               d["g1"], d["W"], d["state"], R, NB, B, d["pf"])
+    w_args = (npost, npre, po, woff, diag, int(proj_int[j, 11]), int(proj_int[j, 12]), float(proj_float[j, 1]),
+              float(proj_float[j, 2]), okind, int(proj_int[j, 14]), oa, ob, oeps, dt, d["W"], d["dwf"], d["masks"],
+              R, B, d["pf"])
+    return (j, float(proj_float[j, 0]), float(proj_float[j, 3]), float(proj_float[j, 4]), okind, oa, ob,
+            _cfg(kern.k_post_factor, npost * B), pf_args, _cfg(kern.k_weights, npost if diag else npost * npre),
+            w_args)
 
 
-def _pop_learn(kern, i, pop_int, pop_float, d, gate, dt, NB, B, stat, seq, counts):
+def _pop_learn_plan(kern, i, pop_int, pop_float, d, dt, NB, B):
     off, n = int(pop_int[i, 0]), int(pop_int[i, 1])
     rule = int(pop_int[i, 6])
-    eta_b = float(pop_float[i, 3]) * gate
-    eta_t = float(pop_float[i, 1]) * gate
-    if eta_b == 0.0 and (rule == 0 or eta_t == 0.0):
-        return
     okind = int(pop_float[i, 7])
     oa, ob, oeps = float(pop_float[i, 8]), float(pop_float[i, 9]), float(pop_float[i, 10])
-    bc1, bc2 = 1.0, 1.0
-    if okind != 0 and rule != 0 and eta_t != 0.0:
-        bc1, bc2 = _bias_corrections(pop_float, i, 11, oa, ob)
-        counts.append((seq, 1, i))
     esh = int(pop_int[i, 11]) - off if pop_int[i, 11] >= 0 else 0
-    _cfg(kern.k_pop_learn, n)(off, n, rule, eta_b, eta_t, float(pop_float[i, 2]), okind, int(pop_int[i, 10]),
-                              oa, ob, oeps, bc1, bc2, esh, d["g0"], d["bias"], d["state"], dt, NB, B, d["dwf"],
-                              stat, seq)
+    args = (off, n, rule, float(pop_float[i, 2]), okind, int(pop_int[i, 10]), oa, ob, oeps, esh, d["g0"], d["bias"],
+            d["state"], dt, NB, B, d["dwf"])
+    return (i, float(pop_float[i, 3]), float(pop_float[i, 1]), rule, okind, oa, ob, _cfg(kern.k_pop_learn, n), args)

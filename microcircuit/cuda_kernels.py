@@ -142,7 +142,7 @@ def k_fill0(a, lo, n, stat, seq):
 
 
 @cuda.jit
-def k_stim(state, ext, stim, row, col, off, n, kind, dst, B, NB, stat, seq):
+def k_stim(state, ext, stim, col, off, n, kind, dst, B, NB, row, stat, seq):
     x = cuda.grid(1)
     if x >= n * B or stat[0] < seq:
         return
@@ -211,9 +211,9 @@ def k_tproduct(W, wo, npost, npre, E, eo, Y, yo, B, stat, seq):
 
 
 @cuda.jit
-def k_soma(off, n, act, mode, gn_gate, hold, a0, a1, a2, has_ap, has_nud, has_cur, has_tgt, has_icur,
+def k_soma(off, n, act, mode, a0, a1, a2, has_ap, has_nud, has_cur, has_tgt, has_icur,
            g_lk, g0, g1, g_nud, tau_r, gamma, sigma, bias, state, ports, ext, dt, sqdt, NB, B,
-           noise, nz, nzo, stat, seq):
+           noise, gn_gate, hold, nz, nzo, stat, seq):
     x_ = cuda.grid(1)
     if x_ >= n * B or stat[0] < seq:
         return
@@ -270,7 +270,7 @@ def k_softmax_norm(R, off, sh, n, B, NB, sm, stat, seq):
 
 
 @cuda.jit
-def k_error(off, sh, n, loss, prosp, beta, g0, err_tau, state, R, ext, dt, NB, B, sm, stat, seq):
+def k_error(off, sh, n, loss, prosp, g0, err_tau, state, R, ext, dt, NB, B, sm, beta, stat, seq):
     x_ = cuda.grid(1)
     if x_ >= n * B or stat[0] < seq:
         return
@@ -336,8 +336,8 @@ def k_post_factor(rule, npost, npre, post_off, eoff, port, vsig, po, woff, diag,
 
 
 @cuda.jit
-def k_weights(npost, npre, po, woff, diag, dwoff, moff, tau_w, wmax, okind, ooff, oa, ob, oeps, bc1, bc2,
-              c, dt, W, dwf, masks, R, B, pf, stat, seq):
+def k_weights(npost, npre, po, woff, diag, dwoff, moff, tau_w, wmax, okind, ooff, oa, ob, oeps, dt, W, dwf,
+              masks, R, B, pf, c, bc1, bc2, stat, seq):
     """The weight update of kernel._plasticity (non-BLAS paths), one weight per thread."""
     kw = cuda.grid(1)
     if stat[0] < seq:
@@ -400,8 +400,8 @@ def k_weights(npost, npre, po, woff, diag, dwoff, moff, tau_w, wmax, okind, ooff
 
 
 @cuda.jit
-def k_pop_learn(off, n, rule, eta_b, eta_t, tmin, okind, ooff, oa, ob, oeps, bc1, bc2, esh,
-                g0, bias, state, dt, NB, B, dwf, stat, seq):
+def k_pop_learn(off, n, rule, tmin, okind, ooff, oa, ob, oeps, esh, g0, bias, state, dt, NB, B, dwf,
+                eta_b, eta_t, bc1, bc2, stat, seq):
     i_ = cuda.grid(1)
     if i_ >= n or stat[0] < seq:
         return
@@ -431,7 +431,7 @@ def k_pop_learn(off, n, rule, eta_b, eta_t, tmin, okind, ooff, oa, ob, oeps, bc1
 
 
 @cuda.jit
-def k_record(k0, kk, B, NB, rec_int, rec_idx, rec_buf, state, stat, seq):
+def k_record(B, NB, rec_int, rec_idx, rec_buf, state, k0, kk, stat, seq):
     """Row rr = blockIdx.y of the recording plan writes record j of this step, if the stride says so,
     laid out (record, batch, neuron, comp) as kernel.py does."""
     rr = cuda.blockIdx.y
