@@ -406,6 +406,11 @@ def validate(data, source=None, base_dir=None):
         V.table(data["output"], S.OUTPUT, "output")
     if "protocol" in data:
         _check_protocol(V, data["protocol"], pops)
+        out = data.get("output")
+        for key in ("checkpoint_every", "checkpoint_every_steps"):
+            if isinstance(out, dict) and key in out:
+                V.add(f"output.{key}", "a [protocol] run checkpoints at epoch ends, not every so many ms or steps: "
+                                       "use protocol.checkpoint_every (epochs) instead")
     _check_deep_le_scheme(V, data)
     return V.problems
 
