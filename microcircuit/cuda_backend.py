@@ -16,8 +16,8 @@ Data movement, per chunk: every table and state array of the program is copied t
 (allocated once per program, keyed on the host ``state`` array's identity and reused while shapes
 match), the chunk runs, and the arrays the kernel mutates (state, prev, ports, ext, weights,
 dw_filter, g0, bias, the recording buffer) are copied back, so that checkpoints, recordings and any
-host-side change between chunks stay correct. Adam's update counters (``proj_float[:, 9]``,
-``pop_float[:, 11]``) and bias corrections are kept on the host, which decides every conditional
+host-side change between chunks stay correct. Adam's update counters (``proj_float[:, PF_OPT_T]``,
+``pop_float[:, PPF_TOPT_T]``) and bias corrections are kept on the host, which decides every conditional
 launch (plasticity windows, gates) from the same values the CPU kernel tests.
 
 Noise (``sigma > 0``): the normal draws come from the program's own NumPy generator, drawn on the host
@@ -37,8 +37,8 @@ import weakref
 import numpy as np
 
 from .errors import SimulationError
+from .layout import *  # noqa: F401,F403  (table columns, signal rows, ext rows, opcodes, ids)
 
-_U, _UP, _R, _RP, _E, _UD, _V0, _V1, _EPS, _VERR, _UT = range(11)
 _TPB = 128                 # threads per block (fewer when an op has fewer elements)
 _NO_FAIL = np.iinfo(np.int64).max
 _NOISE_BLOCK = 1 << 22     # at most this many normal draws uploaded at once
@@ -158,11 +158,11 @@ def _noise_layout(ops, pop_int, B):
     offs = np.full(ops.shape[0], -1, np.int64)
     m = 0
     for q in range(ops.shape[0]):
-        if ops[q, 0] == 4:
+        if ops[q, 0] == OP_SOMA:
             i = ops[q, 1] % npop
-            if pop_int[i, 9] == 1:
+            if pop_int[i, PP_NOISE] == 1:
                 offs[q] = m
-                m += int(pop_int[i, 1]) * B
+                m += int(pop_int[i, PP_N]) * B
     return offs, m
 
 
@@ -182,54 +182,54 @@ def _plan(kern, ops, pop_int, pop_float, proj_int, proj_float, stim_int, d, Rd, 
     for q in range(ops.shape[0]):
         op = int(ops[q, 0])
         arg = int(ops[q, 1])
-        if op == 0:     # copy neurons [lo, hi) of the signal rows to the previous-step buffer
-            lo = (arg >> 31) * B
-            n = (arg & 0x7FFFFFFF) * B - lo
+        if op == OP_COPY_PREV:     # copy neurons [lo, hi) of the signal rows to the previous-step buffer
+            lo = (arg >> COPY_SHIFT) * B
+            n = (arg & COPY_MASK) * B - lo
             plan.append((_STATIC, _cfg(kern.k_copy, n), (P, S, lo, n)))
-        elif op == 1:   # stimuli: clear the ext regions they accumulate into, then write / accumulate
+        elif op == OP_STIM:   # stimuli: clear the ext regions they accumulate into, then write / accumulate
             clears, writes = [], []
             for s in range(stim_int.shape[0]):
-                off, n, kind, col = (int(v) for v in stim_int[s])
-                dst = off * B + (NB if kind == 1 else (0 if kind == 2 else 2 * NB))
-                if kind != 0:
+                off, n, kind, col = (int(stim_int[s, c]) for c in (ST_POP_OFF, ST_N, ST_KIND, ST_COL))
+                dst = off * B + (EXT_ROW_OF_KIND[kind] * NB if kind != STIM_RATE else 0)
+                if kind != STIM_RATE:
                     clears.append((_cfg(kern.k_fill0, n * B), (X, dst, n * B)))
-                writes.append((s, kind == 0, _cfg(kern.k_stim, n * B), (S, X, d["stim"], col, off, n, kind, dst, B, NB)))
+                writes.append((s, kind == STIM_RATE, _cfg(kern.k_stim, n * B), (S, X, d["stim"], col, off, n, kind, dst, B, NB)))
             plan.append((_STIM, clears, writes))
-        elif op == 2:   # clear the ports of a population that projections write
+        elif op == OP_CLEAR_PORTS:   # clear the ports of a population that projections write
             pi = arg % npop
-            n = int(pop_int[pi, 1]) * B
-            plan.append((_STATIC, _cfg(kern.k_clear_ports, n), (ports, int(pop_int[pi, 0]) * B, n, arg // npop, NB)))
-        elif op == 3 or op == 10:   # project (op 10: a projection carrying e reads the current step)
-            plan.append((_STATIC,) + _project(kern, arg, proj_int, W, S if op == 10 else Rd, ports, NB, B))
-        elif op == 4:
+            n = int(pop_int[pi, PP_N]) * B
+            plan.append((_STATIC, _cfg(kern.k_clear_ports, n), (ports, int(pop_int[pi, PP_OFF]) * B, n, arg // npop, NB)))
+        elif op == OP_PROJECT or op == OP_PROJECT_ERROR:   # project (op 10: a projection carrying e reads the current step)
+            plan.append((_STATIC,) + _project(kern, arg, proj_int, W, S if op == OP_PROJECT_ERROR else Rd, ports, NB, B))
+        elif op == OP_SOMA:
             i = arg % npop
             inputs = arg // npop
-            n = int(pop_int[i, 1])
-            args = (int(pop_int[i, 0]), n, int(pop_int[i, 2]), int(pop_int[i, 7]), float(pop_float[i, 4]),
-                    float(pop_float[i, 5]), float(pop_float[i, 6]), bool((inputs >> 1) & 1),
-                    bool((inputs >> 2) & 1), bool((inputs >> 3) & 1), bool((inputs >> 4) & 1),
-                    bool((inputs >> 5) & 1), d["g_lk"], d["g0"], d["g1"], d["g_nud"], d["tau_r"], d["gamma"],
-                    d["sigma"], d["bias"], S, ports, X, dt, sqdt, NB, B, bool(pop_int[i, 9] == 1))
-            plan.append((_SOMA, _cfg(kern.k_soma, n * B), args, bool(pop_int[i, 8] == 1), int(noise_off[q])))
-        elif op == 5:
-            off = int(pop_int[arg, 0])
-            n = int(pop_int[arg, 1])
-            loss = int(pop_int[arg, 3])
-            sh = int(pop_int[arg, 11]) - off if pop_int[arg, 11] >= 0 else 0
-            norm = (_cfg(kern.k_softmax_norm, B), (Rd, off, sh, n, B, NB, d["sm"])) if loss == 3 else None
-            args = (off, sh, n, loss, bool(pop_int[arg, 5] == 1), d["g0"], d["err_tau"], S, Rd, X, dt, NB, B, d["sm"])
-            plan.append((_ERROR, norm, _cfg(kern.k_error, n * B), args, float(pop_float[arg, 0])))
-        elif op == 6:   # this step's errors down through W^T (or fixed B)
-            pre_off, npre, post_off, npost = (int(v) for v in proj_int[arg, :4])
-            woff = int(proj_int[arg, 6] if proj_int[arg, 9] == 1 else proj_int[arg, 10])
+            n = int(pop_int[i, PP_N])
+            args = (int(pop_int[i, PP_OFF]), n, int(pop_int[i, PP_ACT]), int(pop_int[i, PP_TAUR_MODE]),
+                    float(pop_float[i, PPF_A0]), float(pop_float[i, PPF_A1]), float(pop_float[i, PPF_A2]),
+                    bool((inputs >> IN_APICAL) & 1), bool((inputs >> IN_NUDGE) & 1), bool((inputs >> IN_CURRENT) & 1),
+                    bool((inputs >> IN_TARGET) & 1), bool((inputs >> IN_EXT_CURRENT) & 1), d["g_lk"], d["g0"], d["g1"], d["g_nud"], d["tau_r"], d["gamma"],
+                    d["sigma"], d["bias"], S, ports, X, dt, sqdt, NB, B, bool(pop_int[i, PP_NOISE] == 1))
+            plan.append((_SOMA, _cfg(kern.k_soma, n * B), args, bool(pop_int[i, PP_GATED] == 1), int(noise_off[q])))
+        elif op == OP_ERROR:
+            off = int(pop_int[arg, PP_OFF])
+            n = int(pop_int[arg, PP_N])
+            loss = int(pop_int[arg, PP_LOSS])
+            sh = int(pop_int[arg, PP_PARTNER]) - off if pop_int[arg, PP_PARTNER] >= 0 else 0
+            norm = (_cfg(kern.k_softmax_norm, B), (Rd, off, sh, n, B, NB, d["sm"])) if loss == LOSS_CROSS_ENTROPY else None
+            args = (off, sh, n, loss, bool(pop_int[arg, PP_ERRMODE] == 1), d["g0"], d["err_tau"], S, Rd, X, dt, NB, B, d["sm"])
+            plan.append((_ERROR, norm, _cfg(kern.k_error, n * B), args, float(pop_float[arg, PPF_BETA])))
+        elif op == OP_BACKPROJECT:   # this step's errors down through W^T (or fixed B)
+            pre_off, npre, post_off, npost = (int(proj_int[arg, c]) for c in (PJ_PRE_OFF, PJ_NPRE, PJ_POST_OFF, PJ_NPOST))
+            woff = int(proj_int[arg, PJ_W_OFF] if proj_int[arg, PJ_FB] == FB_TRANSPOSE else proj_int[arg, PJ_FB_OFF])
             plan.append((_STATIC, _cfg(kern.k_tproduct, npre * B),
-                         (W, woff, npost, npre, S, _E * NB + post_off * B, X, 3 * NB + pre_off * B, B)))
-        elif op == 7:
+                         (W, woff, npost, npre, S, SIG_E * NB + post_off * B, X, EXT_WTE * NB + pre_off * B, B)))
+        elif op == OP_PLASTICITY:
             plan.append((_PLAST,) + _plasticity_plan(kern, arg, proj_int, proj_float, pop_int, pop_float, d, Rd,
                                                      dt, NB, B))
-        elif op == 8:
+        elif op == OP_POP_LEARN:
             plan.append((_POPLEARN,) + _pop_learn_plan(kern, arg, pop_int, pop_float, d, dt, NB, B))
-        elif op == 9:   # cortical mapping: errors between error populations
+        elif op == OP_ERROR_PROJECT:   # cortical mapping: errors between error populations
             plan.append((_STATIC,) + _error_project(kern, arg, proj_int, W, S, X, NB, B))
         else:
             raise SimulationError(f"backend 'cuda': opcode {op} is not implemented on the GPU")
@@ -252,10 +252,10 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
         ("sigma", sigma), ("bias", bias), ("err_tau", err_tau), ("W", W), ("dwf", dwf), ("masks", masks),
         ("state", state), ("prev", prev), ("ports", ports), ("ext", ext), ("stim", stim),
         ("rec_int", rec_int), ("rec_idx", rec_idx))}
-    Rd = d["state"] if scheme == 1 else d["prev"]     # 0 synchronous, 2 published_microcircuit: previous step
+    Rd = d["state"] if scheme == SCHEME_SEQUENTIAL else d["prev"]     # 0 synchronous, 2 published_microcircuit: previous step
     d_rec = ctx.empty("rec_buf", rec_buf.shape, rec_buf.dtype)
     stat = ctx.put("stat", np.full(1, _NO_FAIL, np.int64))
-    max_n = max([1] + [int(v) for v in pop_int[:, 1]])
+    max_n = max([1] + [int(v) for v in pop_int[:, PP_N]])
     d["pf"] = ctx.empty("pf", max_n * B, state.dtype)
     d["sm"] = ctx.empty("sm", max(B, 1), np.float64)
     noise_off, m_noise = _noise_layout(ops, pop_int, B)
@@ -263,15 +263,15 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
     seg = max(1, _NOISE_BLOCK // max(m_noise, 1))
     plan = _plan(kern, ops, pop_int, pop_float, proj_int, proj_float, stim_int, d, Rd, scheme, dt, N, B, noise_off)
     # Adam counters: counted on the host (snapshot: a divergence rolls back the counts after it)
-    pf_t0, ppf_t0 = proj_float[:, 9].copy(), pop_float[:, 11].copy()
+    pf_t0, ppf_t0 = proj_float[:, PF_OPT_T].copy(), pop_float[:, PPF_TOPT_T].copy()
     counts = []           # (seq, table, row) of every counted optimiser update
     n_rec = rec_int.shape[0]
     if n_rec:
-        width = max(1, int((rec_int[:, 3] * B).max()))
+        width = max(1, int((rec_int[:, REC_NSEL] * B).max()))
         tpb = min(_TPB, width)
         rec_cfg = _Launch(kern.k_record, ((width + tpb - 1) // tpb, n_rec), tpb)
         rec_args = (B, NB, d["rec_int"], d["rec_idx"], d_rec, d["state"])
-        rec_next = {int(st): ((k0 + int(st) - 1) // int(st)) * int(st) - k0 for st in np.unique(rec_int[:, 4])}
+        rec_next = {int(st): ((k0 + int(st) - 1) // int(st)) * int(st) - k0 for st in np.unique(rec_int[:, REC_STRIDE])}
     stim_rows = stim_row.tolist()
     gate_rows = gates.tolist()
     for kk in range(K):
@@ -279,7 +279,7 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
         if m_noise and kk % seg == 0:     # this block's normal draws, in the CPU kernel's order
             nz = ctx.put("noise", rng.standard_normal((min(seg, K - kk), m_noise)).ravel())
         nz_row = (kk % seg) * m_noise
-        g_nudge, g_plast = gate_rows[kk]
+        g_nudge, g_plast = gate_rows[kk][GATE_NUDGE], gate_rows[kk][GATE_PLASTICITY]
         seq = kk * n_ops
         for entry in plan:
             kind = entry[0]
@@ -288,7 +288,7 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
             elif kind == _SOMA:
                 _, launch, args, gated, noff = entry
                 gn_gate = g_nudge if gated else 1.0
-                launch(*args, gn_gate, scheme == 2 and gn_gate != 1.0, nz, nz_row + noff if noff >= 0 else 0,
+                launch(*args, gn_gate, scheme == SCHEME_PUBLISHED_MICROCIRCUIT and gn_gate != 1.0, nz, nz_row + noff if noff >= 0 else 0,
                        stat, seq)
             elif kind == _ERROR:
                 _, norm, launch, args, beta = entry
@@ -309,7 +309,7 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
                 if g_plast != 0.0 and eta != 0.0 and t_on <= t < t_off:
                     bc1, bc2 = 1.0, 1.0
                     if okind != 0:
-                        bc1, bc2 = _bias_corrections(proj_float, j, 9, oa, ob)
+                        bc1, bc2 = _bias_corrections(proj_float, j, PF_OPT_T, oa, ob)
                         counts.append((seq, 0, j))
                     pf_launch(*pf_args, stat, seq)
                     w_launch(*w_args, dt * eta * g_plast, bc1, bc2, stat, seq)
@@ -321,7 +321,7 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
                     if not (eta_b == 0.0 and (rule == 0 or eta_t == 0.0)):
                         bc1, bc2 = 1.0, 1.0
                         if okind != 0 and rule != 0 and eta_t != 0.0:
-                            bc1, bc2 = _bias_corrections(pop_float, i, 11, oa, ob)
+                            bc1, bc2 = _bias_corrections(pop_float, i, PPF_TOPT_T, oa, ob)
                             counts.append((seq, 1, i))
                         launch(*args, eta_b, eta_t, bc1, bc2, stat, seq)
             seq += 1
@@ -346,39 +346,43 @@ def run_chunk(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g_
         return
     kk, q = divmod(failed, n_ops)
     # the optimiser counts of the updates after the failing op never happened
-    proj_float[:, 9] = pf_t0
-    pop_float[:, 11] = ppf_t0
+    proj_float[:, PF_OPT_T] = pf_t0
+    pop_float[:, PPF_TOPT_T] = ppf_t0
     for seq, table, row in counts:
         if seq < failed:
-            (proj_float if table == 0 else pop_float)[row, 9 if table == 0 else 11] += 1.0
+            if table == 0:
+                proj_float[row, PF_OPT_T] += 1.0
+            else:
+                pop_float[row, PPF_TOPT_T] += 1.0
     status[0] = kk
     status[1] = 1
-    if ops[q, 0] == 4:
+    if ops[q, 0] == OP_SOMA:
         status[2] = ops[q, 1] % npop
-        status[3] = _U
+        status[3] = SIG_U
     else:
         status[2] = ops[q, 1]
-        status[3] = _E
+        status[3] = SIG_E
+
+
+_PJ_FIRST = (PJ_PRE_OFF, PJ_NPRE, PJ_POST_OFF, PJ_NPOST, PJ_PORT, PJ_SIGNAL, PJ_W_OFF)
 
 
 def _project(kern, j, proj_int, W, src, ports, NB, B):
-    pre_off, npre, post_off, npost, port, sig, woff = (int(v) for v in proj_int[j, :7])
+    pre_off, npre, post_off, npost, port, sig, woff = (int(proj_int[j, c]) for c in _PJ_FIRST)
     xo = sig * NB + pre_off * B
     yo = port * NB + post_off * B
-    if proj_int[j, 7] == 1:
+    if proj_int[j, PJ_DIAG] == 1:
         return _cfg(kern.k_diag, npost * B), (W, woff, src, xo, ports, yo, npost, B)
     return _cfg(kern.k_product, npost * B), (W, woff, npost, npre, src, xo, ports, yo, B)
 
 
 def _error_project(kern, j, proj_int, W, S, X, NB, B):
-    pre_off, npre, post_off, npost = (int(v) for v in proj_int[j, :4])
-    woff = int(proj_int[j, 6])
-    sig = int(proj_int[j, 5])
+    pre_off, npre, post_off, npost, _, sig, woff = (int(proj_int[j, c]) for c in _PJ_FIRST)
     eo = sig * NB + pre_off * B
-    ao = 3 * NB + post_off * B
-    if proj_int[j, 15] >= 0:      # tied to a forward W (npre, npost)
+    ao = EXT_WTE * NB + post_off * B
+    if proj_int[j, PJ_TIED] >= 0:      # tied to a forward W (npre, npost)
         return _cfg(kern.k_tproduct, npost * B), (W, woff, npre, npost, S, eo, X, ao, B)
-    if proj_int[j, 7] == 1:
+    if proj_int[j, PJ_DIAG] == 1:
         return _cfg(kern.k_diag, npost * B), (W, woff, S, eo, X, ao, npost, B)
     return _cfg(kern.k_product, npost * B), (W, woff, npost, npre, S, eo, X, ao, B)
 
@@ -391,31 +395,32 @@ def _bias_corrections(table, row, col, a, b):
 
 
 def _plasticity_plan(kern, j, proj_int, proj_float, pop_int, pop_float, d, R, dt, NB, B):
-    pre_off, npre, post_off, npost, port, sig, woff = (int(v) for v in proj_int[j, :7])
-    diag = bool(proj_int[j, 7] == 1)
-    ip = int(proj_int[j, 13])
-    okind = int(proj_float[j, 5])
-    oa, ob, oeps = float(proj_float[j, 6]), float(proj_float[j, 7]), float(proj_float[j, 8])
-    eoff = int(proj_int[j, 16]) if proj_int[j, 16] >= 0 else post_off
+    pre_off, npre, post_off, npost, port, sig, woff = (int(proj_int[j, c]) for c in _PJ_FIRST)
+    diag = bool(proj_int[j, PJ_DIAG] == 1)
+    ip = int(proj_int[j, PJ_POST_POP])
+    okind = int(proj_float[j, PF_OPT])
+    oa, ob, oeps = float(proj_float[j, PF_OPT_A]), float(proj_float[j, PF_OPT_B]), float(proj_float[j, PF_OPT_EPS])
+    eoff = int(proj_int[j, PJ_ERR_OFF]) if proj_int[j, PJ_ERR_OFF] >= 0 else post_off
     po = sig * NB + pre_off * B
-    vsig = _V1 if port == 1 else _V0
-    pf_args = (int(proj_int[j, 8]), npost, npre, post_off, eoff, port, vsig, po, woff, diag, int(pop_int[ip, 2]),
-               float(pop_float[ip, 4]), float(pop_float[ip, 5]), float(pop_float[ip, 6]), d["g_lk"], d["g0"],
-               d["g1"], d["W"], d["state"], R, NB, B, d["pf"])
-    w_args = (npost, npre, po, woff, diag, int(proj_int[j, 11]), int(proj_int[j, 12]), float(proj_float[j, 1]),
-              float(proj_float[j, 2]), okind, int(proj_int[j, 14]), oa, ob, oeps, dt, d["W"], d["dwf"], d["masks"],
-              R, B, d["pf"])
-    return (j, float(proj_float[j, 0]), float(proj_float[j, 3]), float(proj_float[j, 4]), okind, oa, ob,
+    vsig = SIG_V1 if port == PORT_APICAL else SIG_V0
+    pf_args = (int(proj_int[j, PJ_RULE]), npost, npre, post_off, eoff, port, vsig, po, woff, diag,
+               int(pop_int[ip, PP_ACT]), float(pop_float[ip, PPF_A0]), float(pop_float[ip, PPF_A1]),
+               float(pop_float[ip, PPF_A2]), d["g_lk"], d["g0"], d["g1"], d["W"], d["state"], R, NB, B, d["pf"])
+    w_args = (npost, npre, po, woff, diag, int(proj_int[j, PJ_DW_OFF]), int(proj_int[j, PJ_MASK_OFF]),
+              float(proj_float[j, PF_TAU_W]), float(proj_float[j, PF_W_MAX]), okind, int(proj_int[j, PJ_OPT_OFF]),
+              oa, ob, oeps, dt, d["W"], d["dwf"], d["masks"], R, B, d["pf"])
+    return (j, float(proj_float[j, PF_ETA]), float(proj_float[j, PF_T_ON]), float(proj_float[j, PF_T_OFF]), okind, oa, ob,
             _cfg(kern.k_post_factor, npost * B), pf_args, _cfg(kern.k_weights, npost if diag else npost * npre),
             w_args)
 
 
 def _pop_learn_plan(kern, i, pop_int, pop_float, d, dt, NB, B):
-    off, n = int(pop_int[i, 0]), int(pop_int[i, 1])
-    rule = int(pop_int[i, 6])
-    okind = int(pop_float[i, 7])
-    oa, ob, oeps = float(pop_float[i, 8]), float(pop_float[i, 9]), float(pop_float[i, 10])
-    esh = int(pop_int[i, 11]) - off if pop_int[i, 11] >= 0 else 0
-    args = (off, n, rule, float(pop_float[i, 2]), okind, int(pop_int[i, 10]), oa, ob, oeps, esh, d["g0"], d["bias"],
+    off, n = int(pop_int[i, PP_OFF]), int(pop_int[i, PP_N])
+    rule = int(pop_int[i, PP_TAU_RULE])
+    okind = int(pop_float[i, PPF_TOPT])
+    oa, ob, oeps = float(pop_float[i, PPF_TOPT_A]), float(pop_float[i, PPF_TOPT_B]), float(pop_float[i, PPF_TOPT_EPS])
+    esh = int(pop_int[i, PP_PARTNER]) - off if pop_int[i, PP_PARTNER] >= 0 else 0
+    args = (off, n, rule, float(pop_float[i, PPF_TAU_MIN]), okind, int(pop_int[i, PP_TAU_OPT_OFF]), oa, ob, oeps, esh,
+            d["g0"], d["bias"],
             d["state"], dt, NB, B, d["dwf"])
-    return (i, float(pop_float[i, 3]), float(pop_float[i, 1]), rule, okind, oa, ob, _cfg(kern.k_pop_learn, n), args)
+    return (i, float(pop_float[i, PPF_ETA_BIAS]), float(pop_float[i, PPF_ETA_TAU]), rule, okind, oa, ob, _cfg(kern.k_pop_learn, n), args)

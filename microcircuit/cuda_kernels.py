@@ -11,8 +11,8 @@ import numpy as np
 from numba import cuda
 
 from .activations import _LOG2E, _LN2_HI, _LN2_LO, _SQRT2M1, _EXP_TAYLOR, _ATANH_SERIES
+from .layout import *  # noqa: F401,F403  (signal rows, ports, ext rows, ids, rec_int columns)
 
-_U, _UP, _R, _RP, _E, _UD, _V0, _V1, _EPS, _VERR, _UT = range(11)   # signal rows, as in kernel.py
 
 exp_c = np.array(_EXP_TAYLOR, dtype=np.float64)
 atanh_c = np.array(_ATANH_SERIES, dtype=np.float64)
@@ -107,7 +107,7 @@ def phi_dphi_simple(x, kind):
 
 @dev
 def opt_step(kind, a, b, eps, bc1, bc2, buf, k, n, g):
-    if kind == 1:
+    if kind == OPT_MOMENTUM:
         m = a * buf[k] + g
         buf[k] = m
         return m
@@ -150,10 +150,10 @@ def k_stim(state, ext, stim, col, off, n, kind, dst, B, NB, row, stat, seq):
     b = x - ii * B
     v = stim[row, col + ii, b]
     idx = off * B + x
-    if kind == 0:
-        state[_R * NB + idx] = v
-        state[_U * NB + idx] = v
-        state[_UP * NB + idx] = v
+    if kind == STIM_RATE:
+        state[SIG_R * NB + idx] = v
+        state[SIG_U * NB + idx] = v
+        state[SIG_UPROS * NB + idx] = v
     else:
         ext[dst + x] += v
 
@@ -163,7 +163,7 @@ def k_clear_ports(ports, lo, n, mask, NB, stat, seq):
     x = cuda.grid(1)
     if x >= n or stat[0] < seq:
         return
-    for p in range(4):
+    for p in range(N_PORTS):
         if (mask >> p) & 1:
             ports[p * NB + lo + x] = 0.0
 
@@ -225,12 +225,12 @@ def k_soma(off, n, act, mode, a0, a1, a2, has_ap, has_nud, has_cur, has_tgt, has
     gt = g_lk[ii] + g0[ii] + g1[ii] + gn
     gd = g_lk[ii] + g0[ii] + g1[ii] + g_nud[ii] if hold else gt
     tr = tau_r[ii] if mode == 0 else 1.0 / gd
-    v0 = ports[x] + bias[ii] + gamma[ii] * state[_E * NB + x]
-    v1 = ports[NB + x] if has_ap else 0.0
-    ut = (ports[2 * NB + x] if has_nud else 0.0) + (ext[x] if has_tgt else 0.0)
-    cur_p = ports[3 * NB + x] if has_cur else 0.0
-    cur_e = ext[NB + x] if has_icur else 0.0
-    u = state[_U * NB + x]
+    v0 = ports[PORT_PROXIMAL * NB + x] + bias[ii] + gamma[ii] * state[SIG_E * NB + x]
+    v1 = ports[PORT_APICAL * NB + x] if has_ap else 0.0
+    ut = (ports[PORT_NUDGE * NB + x] if has_nud else 0.0) + (ext[EXT_TARGET * NB + x] if has_tgt else 0.0)
+    cur_p = ports[PORT_CURRENT * NB + x] if has_cur else 0.0
+    cur_e = ext[EXT_CURRENT * NB + x] if has_icur else 0.0
+    u = state[SIG_U * NB + x]
     if hold:
         ud = (gd / gt) * (g0[ii] * v0 + g1[ii] * v1 + gn * ut + cur_p + cur_e) - gd * u
     else:
@@ -241,18 +241,18 @@ def k_soma(off, n, act, mode, a0, a1, a2, has_ap, has_nud, has_cur, has_tgt, has
         un += sigma[ii] * sqdt * nz[nzo + x_]
     if not math.isfinite(un):
         fail(stat, seq)
-    state[_U * NB + x] = un
-    state[_UP * NB + x] = up
+    state[SIG_U * NB + x] = un
+    state[SIG_UPROS * NB + x] = up
     if vec:
         rr, rp = phi_dphi_vec(up, act, a0, a1, a2)
     else:
         rr, rp = phi_dphi_simple(up, act)
-    state[_R * NB + x] = rr
-    state[_RP * NB + x] = rp
-    state[_UD * NB + x] = ud
-    state[_V0 * NB + x] = v0
-    state[_V1 * NB + x] = v1
-    state[_UT * NB + x] = ut
+    state[SIG_R * NB + x] = rr
+    state[SIG_RP * NB + x] = rp
+    state[SIG_UDOT * NB + x] = ud
+    state[SIG_V0 * NB + x] = v0
+    state[SIG_V1 * NB + x] = v1
+    state[SIG_UTGT * NB + x] = ut
 
 
 @cuda.jit
@@ -262,10 +262,10 @@ def k_softmax_norm(R, off, sh, n, B, NB, sm, stat, seq):
         return
     mx = -1e300
     for ii in range(off, off + n):
-        mx = max(mx, R[_R * NB + (ii + sh) * B + b])
+        mx = max(mx, R[SIG_R * NB + (ii + sh) * B + b])
     z = 0.0
     for ii in range(off, off + n):
-        z += math.exp(R[_R * NB + (ii + sh) * B + b] - mx)
+        z += math.exp(R[SIG_R * NB + (ii + sh) * B + b] - mx)
     sm[b] = mx + math.log(z)
 
 
@@ -280,25 +280,25 @@ def k_error(off, sh, n, loss, prosp, g0, err_tau, state, R, ext, dt, NB, B, sm, 
     jj = ii + sh
     x = ii * B + b
     y = jj * B + b
-    eps = R[_RP * NB + y] * ext[3 * NB + x] + ext[2 * NB + x]
-    ext[3 * NB + x] = 0.0
-    if loss == 1:
-        eps += beta * R[_RP * NB + y] * (ext[x] - R[_R * NB + y])
-    elif loss == 2:
-        eps += beta * (ext[x] - R[_UP * NB + y])
-    elif loss == 3:
-        eps += beta * (ext[x] - math.exp(R[_R * NB + y] - sm[b]))
-    state[_EPS * NB + x] = eps
+    eps = R[SIG_RP * NB + y] * ext[EXT_WTE * NB + x] + ext[EXT_ERROR * NB + x]
+    ext[EXT_WTE * NB + x] = 0.0
+    if loss == LOSS_RATE:
+        eps += beta * R[SIG_RP * NB + y] * (ext[EXT_TARGET * NB + x] - R[SIG_R * NB + y])
+    elif loss == LOSS_VOLTAGE:
+        eps += beta * (ext[EXT_TARGET * NB + x] - R[SIG_UPROS * NB + y])
+    elif loss == LOSS_CROSS_ENTROPY:
+        eps += beta * (ext[EXT_TARGET * NB + x] - math.exp(R[SIG_R * NB + y] - sm[b]))
+    state[SIG_EPS * NB + x] = eps
     if prosp:
-        v = state[_VERR * NB + x]
+        v = state[SIG_VERR * NB + x]
         vd = (eps - v) / err_tau[jj]
         e = v + vd / g0[jj]
-        state[_VERR * NB + x] = v + dt * vd
+        state[SIG_VERR * NB + x] = v + dt * vd
     else:
         e = eps
     if not math.isfinite(e):
         fail(stat, seq)
-    state[_E * NB + x] = e
+    state[SIG_E * NB + x] = e
 
 
 @cuda.jit
@@ -312,24 +312,24 @@ def k_post_factor(rule, npost, npre, post_off, eoff, port, vsig, po, woff, diag,
     b = k - o * B
     ii = post_off + o
     x = ii * B + b
-    if rule == 1:
-        f = state[_E * NB + (eoff + o) * B + b]
-    elif rule == 2:   # Urbanczik-Senn: r - phi(att v_port)
-        gp = g1[ii] if port == 1 else g0[ii]
+    if rule == RULE_ERROR:
+        f = state[SIG_E * NB + (eoff + o) * B + b]
+    elif rule == RULE_URBANCZIK_SENN:   # r - phi(att v_port)
+        gp = g1[ii] if port == PORT_APICAL else g0[ii]
         att = gp / (g_lk[ii] + g0[ii] + g1[ii])
         if act == 2 or act == 4 or act == 6:
             r_, rp_ = phi_dphi_vec(att * state[vsig * NB + x], act, a0, a1, a2)
-            f = state[_R * NB + x] - r_
+            f = state[SIG_R * NB + x] - r_
         else:
-            f = state[_R * NB + x] - phi(att * state[vsig * NB + x], act, a0, a1, a2)
-    elif rule == 4:   # target_prop: r_post - phi(W r_pre), own weights
+            f = state[SIG_R * NB + x] - phi(att * state[vsig * NB + x], act, a0, a1, a2)
+    elif rule == RULE_TARGET_PROP:   # target_prop: r_post - phi(W r_pre), own weights
         acc = 0.0
         if diag:
             acc = W[woff + o] * R[po + k]
         else:
             for p in range(npre):
                 acc += W[woff + o * npre + p] * R[po + p * B + b]
-        f = state[_R * NB + x] - phi(acc, act, a0, a1, a2)
+        f = state[SIG_R * NB + x] - phi(acc, act, a0, a1, a2)
     else:
         f = -state[vsig * NB + x]
     pf[k] = f
@@ -411,19 +411,19 @@ def k_pop_learn(off, n, rule, tmin, okind, ooff, oa, ob, oeps, esh, g0, bias, st
     for b in range(B):
         x = ii * B + b
         xe = (ii + esh) * B + b
-        me += state[_E * NB + xe]
-        if rule == 1:
-            mt += state[_E * NB + xe] * state[_UD * NB + x]
-        elif rule == 2:
-            mt += (state[_UP * NB + x] - state[_V0 * NB + x]) * state[_UD * NB + x]
+        me += state[SIG_E * NB + xe]
+        if rule == TAU_RULE_GLE:
+            mt += state[SIG_E * NB + xe] * state[SIG_UDOT * NB + x]
+        elif rule == TAU_RULE_LE_ADAPT:
+            mt += (state[SIG_UPROS * NB + x] - state[SIG_V0 * NB + x]) * state[SIG_UDOT * NB + x]
     if eta_b != 0.0:
         bias[ii] += dt * eta_b * me / B
-    if rule != 0 and eta_t != 0.0:
+    if rule != TAU_RULE_NONE and eta_t != 0.0:
         tau = 1.0 / g0[ii]
         gt = mt / B
         if okind != 0:
             gt = opt_step(okind, oa, ob, oeps, bc1, bc2, dwf, ooff + ii - off, n, gt)
-        if rule == 1:
+        if rule == TAU_RULE_GLE:
             tau -= dt * eta_t * gt
         else:
             tau += dt * eta_t * gt
@@ -438,16 +438,17 @@ def k_record(B, NB, rec_int, rec_idx, rec_buf, state, k0, kk, stat, seq):
     t = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
     if stat[0] < seq:
         return
-    stride = rec_int[rr, 4]
+    stride = rec_int[rr, REC_STRIDE]
     step = k0 + kk
     if step % stride != 0:
         return
-    nsel = rec_int[rr, 3]
+    nsel = rec_int[rr, REC_NSEL]
     if t >= B * nsel:
         return
     b = t // nsel
     s = t - b * nsel
-    ncomp = rec_int[rr, 6]
+    ncomp = rec_int[rr, REC_NCOMP]
     j = step // stride - (k0 + stride - 1) // stride
-    dst = rec_int[rr, 5] + j * B * nsel * ncomp + rec_int[rr, 7]
-    rec_buf[dst + t * ncomp] = state[rec_int[rr, 0] * NB + (rec_int[rr, 1] + rec_idx[rec_int[rr, 2] + s]) * B + b]
+    dst = rec_int[rr, REC_BUF_OFF] + j * B * nsel * ncomp + rec_int[rr, REC_COMP]
+    src = rec_int[rr, REC_SIGNAL] * NB + (rec_int[rr, REC_POP_OFF] + rec_idx[rec_int[rr, REC_IDX_OFF] + s]) * B + b
+    rec_buf[dst + t * ncomp] = state[src]
