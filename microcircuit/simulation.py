@@ -14,14 +14,16 @@ large) that the :class:`MemoryRecorder` keeps.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import time as _time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .compile import Program
-from .layout import N_SIG, PP_INPUT, SCHEMES, SIGNAL_LABELS
+from .layout import N_SIG, PP_INPUT, PJ_NPRE, PJ_NPOST, SCHEMES, SIGNAL_LABELS
 from .errors import DivergenceError, SimulationError, CircuitError
 from .recording import close_reason, time_labels
 from .models import get_model
@@ -137,6 +139,42 @@ class MemoryRecorder:
         return xr.DataTree.from_dict(tree)
 
 
+# A step's largest batched product (n_post * n_pre * batch multiply-adds) from which BLAS gets every core
+# under threads = 0: below it a second thread costs more than it saves, and single-threaded runs leave the
+# other cores to parallel runs (sweeps).
+AUTO_THREADS_MIN_PRODUCT = 1 << 20
+
+
+def blas_threads(program, threads=0) -> int:
+    """BLAS threads for a program's batched products: ``threads`` if > 0, else all usable cores when
+    its largest product has at least AUTO_THREADS_MIN_PRODUCT multiply-adds, else 1."""
+    threads = int(threads)
+    if threads < 0:
+        raise SimulationError(f"threads must be >= 0 (0: automatic), got {threads}")
+    if threads:
+        return threads
+    pi = program.proj_int
+    largest = int((pi[:, PJ_NPRE] * pi[:, PJ_NPOST]).max()) * program.batch if len(pi) else 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if largest >= AUTO_THREADS_MIN_PRODUCT else 1
+
+
+_CONTROLLER = None
+
+
+@contextlib.contextmanager
+def _blas_limit(n):
+    """BLAS (OpenBLAS / MKL under NumPy and SciPy, which the kernel's gemm calls) limited to ``n``
+    threads while a run steps; the previous setting is restored afterwards (a notebook's own NumPy
+    keeps its threads). The controller is built once per process (it scans the loaded libraries)."""
+    global _CONTROLLER
+    from threadpoolctl import ThreadpoolController
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    with _CONTROLLER.limit(limits=int(n), user_api="blas"):
+        yield
+
+
 class Simulation:
     """Advance a :class:`Program` in chunks, recording as it goes.
 
@@ -154,14 +192,17 @@ class Simulation:
     progress : show a tqdm progress bar (steps/s, ETA)
     codec : chunk compression of a Zarr output, "zstd" (default), "lz4" (Blosc LZ4 + shuffle) or
         "none" (raw bytes, fastest; see :data:`microcircuit.recording.CODECS`)
+    threads : BLAS threads for the batched products while running (0: automatic, :func:`blas_threads`);
+        results do not depend on it (BLAS splits a product's output among threads, not its sums).
     """
 
     def __init__(self, program: Program, *, recordings=(), output=None, overwrite=False, chunk_steps=1000,
                  backend="numba", gates=None, attrs=None, progress=False, check_finite=True,
-                 checkpoint_every=None, codec="zstd"):
+                 checkpoint_every=None, codec="zstd", threads=0):
         if backend not in ("numba", "numpy", "cuda"):
             raise SimulationError(f"backend must be 'numba', 'numpy' or 'cuda', got '{backend}'")
         self.program = program
+        self.threads = blas_threads(program, threads)
         self.chunk_steps = max(int(chunk_steps), 1)
         self.backend = backend
         self.gates = gates
@@ -374,19 +415,8 @@ class Simulation:
         if memory:
             self._recorder.running(True, prog.step)
         try:
-            while prog.step < target:
-                # chunks end on the global grid of chunk_steps (after a short run, the next chunk is
-                # shortened to rejoin it), so that every later block is one whole Zarr chunk
-                K = min(self.chunk_steps - prog.step % self.chunk_steps, target - prog.step)
-                ce = self.checkpoint_every
-                if ce:
-                    K = min(K, ce - prog.step % ce)
-                self._chunk(prog.step, K)
-                if ce and prog.step % ce == 0:
-                    from .checkpoint import write_checkpoint
-                    write_checkpoint(self)
-                if bar is not None:
-                    bar.update(K)
+            with _blas_limit(self.threads):
+                self._run_steps(target, bar)
             self._drain()           # when run() returns, every record is in the store
             if memory:
                 self._recorder.running(False, prog.step)
@@ -406,6 +436,22 @@ class Simulation:
             if bar is not None:
                 bar.close()
         return self
+
+    def _run_steps(self, target, bar):
+        prog = self.program
+        while prog.step < target:
+            # chunks end on the global grid of chunk_steps (after a short run, the next chunk is
+            # shortened to rejoin it), so that every later block is one whole Zarr chunk
+            K = min(self.chunk_steps - prog.step % self.chunk_steps, target - prog.step)
+            ce = self.checkpoint_every
+            if ce:
+                K = min(K, ce - prog.step % ce)
+            self._chunk(prog.step, K)
+            if ce and prog.step % ce == 0:
+                from .checkpoint import write_checkpoint
+                write_checkpoint(self)
+            if bar is not None:
+                bar.update(K)
 
     def _chunk(self, k0, K):
         prog = self.program

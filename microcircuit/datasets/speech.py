@@ -1,7 +1,7 @@
 """A synthetic stand-in with the shape of the GLE Google-Speech-Commands task (no download).
 
 The GLE paper's GSC network reads 32 log-mel channels per step, 800 steps per 1 s clip (dt = 0.05),
-12 classes (models.md §C.8). :func:`speech_shaped` makes time series of that shape: each class is a
+12 classes (GLE paper, Ellenberger et al. 2024, §C.8). :func:`speech_shaped` makes time series of that shape: each class is a
 fixed set of ``n_formants`` "formant" tracks (a Gaussian bump over the channels whose centre glides
 linearly from a start to an end channel, with a width and an amplitude), drawn once from the seed.
 A sample of class ``c`` places the word at a random onset (5-30 % of the clip) with a random length

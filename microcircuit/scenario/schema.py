@@ -95,6 +95,8 @@ SIMULATION = {
     "batch": Field("int", False, 1, low=1, doc="independent network copies sharing weights"),
     "backend": Field("str", False, "numba", choices=("numba", "numpy", "cuda"),
                      doc="engine: numba (CPU kernel), numpy (reference stepper), cuda (GPU, needs numba-cuda)"),
+    "threads": Field("int", False, 0, low=0, doc="BLAS threads for the batched products: 0 = automatic (every "
+                     "core when a step's largest product has >= 2^20 multiply-adds, else 1); results do not depend on it"),
     "chunk_steps": Field("int", False, 2000, low=1, doc="steps per kernel call / recording block", unit="steps"),
 }
 
