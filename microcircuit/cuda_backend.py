@@ -75,8 +75,23 @@ def check_available():
     if msg:
         raise SimulationError(msg)
     from numba import cuda
+    _quiet_occupancy_warnings()
     _CUDA = cuda
     return cuda
+
+
+def _quiet_occupancy_warnings():
+    """Most ops of a circuit launch fewer than 128 blocks (a population of 100 neurons is one block);
+    numba-cuda warns about low occupancy at every such launch. Switched off unless the user set
+    NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS."""
+    import os
+    if "NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS" in os.environ:
+        return
+    try:
+        from numba.cuda.core import config
+    except ImportError:
+        from numba.core import config
+    config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
 
 
 # --------------------------------------------------------------------------------------------------
