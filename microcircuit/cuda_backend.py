@@ -28,6 +28,12 @@ block, not to the failing step: the run is over at that point anyway.)
 Divergence: the first soma/error op whose output is not finite records its position (step and op) in
 a device word with an atomic minimum; every later kernel of the chunk sees it and returns, so the
 state is what the CPU kernel leaves, and ``status`` says the same (step, population, variable).
+
+Verified without a GPU: the tests (tests/test_cuda_backend.py) run every model family under Numba's
+CUDA simulator against the CPU kernel (deviation 0.0 in float64), and every kernel signature a run
+uses compiles to PTX for sm_90 with libNVVM. Not measured: speed on a GPU
+(benchmarks/bench_gpu.py). The host issues every launch (a few tens per step), so small circuits
+are bound by that loop; a later version could batch the ops of a step into fewer kernels.
 """
 from __future__ import annotations
 
