@@ -38,6 +38,7 @@ are bound by that loop; a later version could batch the ops of a step into fewer
 from __future__ import annotations
 
 import math
+import os
 import weakref
 
 import numpy as np
@@ -50,7 +51,7 @@ _NO_FAIL = np.iinfo(np.int64).max
 _NOISE_BLOCK = 1 << 22     # at most this many normal draws uploaded at once
 
 _CUDA = None               # numba.cuda, once checked
-_K = None                  # the compiled kernels (a namespace), built on first use
+_K = None                  # microcircuit.cuda_kernels, imported on first use
 _CTX = {}                  # id(host state array) -> (weakref to it, _Context)
 
 
@@ -90,7 +91,6 @@ def _quiet_occupancy_warnings():
     """Most ops of a circuit launch fewer than 128 blocks (a population of 100 neurons is one block);
     numba-cuda warns about low occupancy at every such launch. Switched off unless the user set
     NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS."""
-    import os
     if "NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS" in os.environ:
         return
     try:
@@ -101,7 +101,8 @@ def _quiet_occupancy_warnings():
 
 
 # --------------------------------------------------------------------------------------------------
-# device code (built on first use: importing this module does not import numba.cuda)
+# device code: microcircuit/cuda_kernels.py, imported on first use (importing this module does not
+# import numba.cuda)
 
 def _kernels():
     global _K
@@ -140,7 +141,6 @@ class _Context:
     def __init__(self, cuda):
         self.cuda = cuda
         self.bufs = {}
-        self.plans = {}
 
     def put(self, name, host):
         """Copy ``host`` to the device buffer ``name`` (allocated on first use or when the shape changes)."""
