@@ -223,7 +223,8 @@ def _fuses_errors(pop) -> bool:
 # ---------------------------------------------------------------------------- compile
 def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str = "synchronous",
                     dtype="float64", seed: int = 0, stimuli=(), base_dir=None) -> Program:
-    """Turn a :class:`Circuit` and its stimuli into a :class:`Program`."""
+    """Turn a :class:`Circuit` and its stimuli into a :class:`Program`: populations lower themselves
+    (:mod:`microcircuit.lowering`), then projections, stimuli and the op table of one step."""
     if scheme not in SCHEMES:
         raise CircuitError(f"scheme must be one of {list(SCHEMES)}, got '{scheme}'")
     if dt <= 0:
@@ -232,11 +233,35 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
     if dtype not in (np.float64, np.float32):
         raise CircuitError(f"dtype must be float64 or float32, got {dtype}")
     B = int(batch)
-    ss = np.random.SeedSequence(seed)
-    ss_weights, ss_noise, ss_params = ss.spawn(3)
+    ss_weights, ss_noise, ss_params = np.random.SeedSequence(seed).spawn(3)
+    stimuli = list(stimuli)
+    ctx = _lower_populations(circuit, float(dt), scheme, stimuli, ss_params)
+    pt = _ProjectionTables(circuit, ctx, base_dir)
+    w_rngs = [np.random.default_rng(s) for s in ss_weights.spawn(max(len(circuit.projections), 1))]
+    for j, pr in enumerate(circuit.projections):
+        pt.lower(j, pr, w_rngs[j])
+    weights, masks, dw_size = pt.finish(dtype)
+    stim_int, n_cols = _stimulus_table(circuit, stimuli, ctx)
+    pops, projs, N = circuit.populations, circuit.projections, ctx.n_total
+    ops = build_ops(circuit, pops, projs, pt.proj_int, ctx.pop_int, scheme, stim_int)
+    state = np.zeros(N_SIG * N * B, dtype)
+    prog = Program(dt=float(dt), batch=B, scheme=scheme, dtype=dtype, n_total=N,
+                   pop_names=[p.name for p in pops], pop_models=[p.model for p in pops],
+                   pop_int=ctx.pop_int, pop_float=ctx.pop_float,
+                   neuron={k: v.astype(dtype) for k, v in ctx.neuron.items()},
+                   proj_names=[p.name for p in projs], proj_int=pt.proj_int, proj_float=pt.proj_float,
+                   weights=weights, dw_filter=np.zeros(max(dw_size, 1), dtype), masks=masks, ops=ops,
+                   stimuli=stimuli, stim_int=stim_int, n_stim_cols=n_cols, state=state, prev=state.copy(),
+                   ports=np.zeros(N_PORTS * N * B, dtype), ext=np.zeros(N_EXT * N * B, dtype), seed=seed,
+                   rng=np.random.default_rng(ss_noise), circuit=circuit,
+                   proj_index={p.name: j for j, p in enumerate(projs)}, pop_index=ctx.pop_index)
+    init_state(prog)
+    return prog
 
+
+def _lower_populations(circuit, dt, scheme, stimuli, ss_params) -> Lowering:
+    """Offsets, the population tables and per-neuron arrays: each model lowers its populations."""
     pops = circuit.populations
-    pop_index = {p.name: i for i, p in enumerate(pops)}
     offsets, N = {}, 0
     for p in pops:
         offsets[p.name] = N
@@ -245,170 +270,196 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
     pop_int = np.zeros((P, N_PP_COLS), np.int64)
     pop_int[:, PP_TAU_OPT_OFF] = -1
     pop_int[:, PP_PARTNER] = -1
-    pop_float = np.zeros((P, N_PPF_COLS), np.float64)
     neuron = {k: np.zeros(N) for k in ("g_lk", "g0", "g1", "g_nud", "tau_r", "gamma", "sigma", "bias",
                                        "err_tau")}
-    stimuli = list(stimuli)
-    targeted = {s.target for s in stimuli if s.kind == "target"}
-    nudged_by_proj = {pr.post for pr in circuit.projections if pr.target == "nudge"}
-    param_rngs = {p.name: np.random.default_rng(s) for p, s in zip(pops, ss_params.spawn(P))}
-
-    ctx = Lowering(circuit=circuit, dt=float(dt), scheme=scheme, offsets=offsets, pop_index=pop_index,
-                   pop_int=pop_int, pop_float=pop_float, neuron=neuron, targeted=targeted,
-                   nudged_by_proj=nudged_by_proj, rngs=param_rngs)
+    ctx = Lowering(circuit=circuit, dt=dt, scheme=scheme, offsets=offsets,
+                   pop_index={p.name: i for i, p in enumerate(pops)}, pop_int=pop_int,
+                   pop_float=np.zeros((P, N_PPF_COLS), np.float64), neuron=neuron,
+                   targeted={s.target for s in stimuli if s.kind == "target"},
+                   nudged_by_proj={pr.post for pr in circuit.projections if pr.target == "nudge"},
+                   rngs={p.name: np.random.default_rng(s) for p, s in zip(pops, ss_params.spawn(P))},
+                   n_total=N)
     for i, p in enumerate(pops):
         m = p.neuron_model
         pop_int[i, PP_OFF], pop_int[i, PP_N] = offsets[p.name], p.size
         pop_int[i, PP_INPUT] = int(m.is_input)
         if m.lower is not None:
             m.lower(ctx, i, p)     # the model fills its rows (models/*.py, microcircuit.lowering)
+    return ctx
 
-    # ------------------------------------------------------------- projections
-    projs = circuit.projections
-    J = len(projs)
-    proj_int = np.full((J, N_PJ_COLS), -1, np.int64)
-    proj_float = np.zeros((J, N_PF_COLS))
-    w_blocks, dw_size, mask_blocks = [], 0, []
-    w_size, mask_size = 0, 0
-    w_rngs = [np.random.default_rng(s) for s in ss_weights.spawn(max(J, 1))]
-    tied = []
-    for j, pr in enumerate(projs):
+
+def _check_projection(pr, pre, post, where):
+    """What a projection may connect and carry (the last guard; scenarios are checked at load time)."""
+    if pr.signal not in ("r", "u", "u_pros", "e"):
+        raise CircuitError(f"{where}: signal must be r, u, u_pros or e, got '{pr.signal}'")
+    if pre.neuron_model.is_input and pr.signal != "r":
+        raise CircuitError(f"{where}: {INPUT_CARRIES_R}")
+    if _is_error_pop(pre) != (pr.signal == "e"):
+        raise CircuitError(f"{where}: signal 'e' is carried by error populations (model error) only, and an "
+                           f"error population carries only 'e'; set signal = \"e\" on projections from "
+                           f"'{pr.pre}'" if _is_error_pop(pre) else
+                           f"{where}: signal 'e' needs an error population as pre ('{pr.pre}' is {pre.model})")
+    if _is_error_pop(post) and pr.rule != "none":
+        # inputs of an error population: top-down errors (W^T e: weights = {transpose_of = "W"}, or a
+        # fixed B) and fixed comparisons of rates (e.g. +beta r_teacher, -beta r_student: a mimic loss)
+        raise CircuitError(f"{where}: projections into an error population are fixed; remove the plasticity "
+                           f"(rule '{pr.rule}')")
+    if pr.rule not in RULE_IDS:
+        raise CircuitError(f"{where}: unknown plasticity rule '{pr.rule}'; use one of {list(RULE_IDS)}")
+
+
+def _connectivity(pr, shape, rng, where):
+    """The 0/1 mask of a sparse connector (None: dense or one-to-one)."""
+    kind = pr.connector.get("kind", "all_to_all")
+    if kind == "from_array":
+        arr = _as_array(pr.connector.get("array"), None, f"{where}: connector.array")
+        if arr.shape != shape:
+            raise CircuitError(f"{where}: " + connector_shape_message(arr.shape, shape))
+        return (arr != 0).astype(float)
+    if kind == "fixed_probability":
+        p_conn = float(pr.connector.get("p", 1.0))
+        if not 0 <= p_conn <= 1:
+            raise CircuitError(f"{where}: connector.p must be in [0, 1], got {p_conn}")
+        return (rng.random(shape) < p_conn).astype(float)
+    if kind in ("all_to_all", "one_to_one"):
+        return None
+    raise CircuitError(f"{where}: unknown connector '{kind}'; use all_to_all, one_to_one, "
+                       f"fixed_probability or from_array")
+
+
+class _ProjectionTables:
+    """The projection tables and the flat weight / mask / filter-state blocks, one projection at a time."""
+
+    def __init__(self, circuit, ctx, base_dir):
+        J = len(circuit.projections)
+        self.circuit, self.ctx, self.base_dir = circuit, ctx, base_dir
+        self.proj_int = np.full((J, N_PJ_COLS), -1, np.int64)
+        self.proj_float = np.zeros((J, N_PF_COLS))
+        self.w_blocks, self.mask_blocks = [], []
+        self.w_size = self.mask_size = self.dw_size = 0
+        self.tied = []
+
+    def _add_weights(self, W):
+        off = self.w_size
+        self.w_blocks.append(W.ravel())
+        self.w_size += W.size
+        return off
+
+    def lower(self, j, pr, rng):
+        ctx, circuit = self.ctx, self.circuit
         pre, post = circuit.population(pr.pre), circuit.population(pr.post)
         where = f"projection '{pr.name}'"
-        row = proj_int[j]
-        row[PJ_PRE_OFF], row[PJ_NPRE] = offsets[pr.pre], pre.size
-        row[PJ_POST_OFF], row[PJ_NPOST] = offsets[pr.post], post.size
-        row[PJ_POST_POP] = pop_index[pr.post]
+        row = self.proj_int[j]
+        row[PJ_PRE_OFF], row[PJ_NPRE] = ctx.offsets[pr.pre], pre.size
+        row[PJ_POST_OFF], row[PJ_NPOST] = ctx.offsets[pr.post], post.size
+        row[PJ_POST_POP] = ctx.pop_index[pr.post]
         row[PJ_PORT] = post.neuron_model.ports[pr.target]
-        if pr.signal not in ("r", "u", "u_pros", "e"):
-            raise CircuitError(f"{where}: signal must be r, u, u_pros or e, got '{pr.signal}'")
-        if pre.neuron_model.is_input and pr.signal != "r":
-            raise CircuitError(f"{where}: {INPUT_CARRIES_R}")
-        if _is_error_pop(pre) != (pr.signal == "e"):
-            raise CircuitError(f"{where}: signal 'e' is carried by error populations (model error) only, and an "
-                               f"error population carries only 'e'; set signal = \"e\" on projections from "
-                               f"'{pr.pre}'" if _is_error_pop(pre) else
-                               f"{where}: signal 'e' needs an error population as pre ('{pr.pre}' is {pre.model})")
-        if _is_error_pop(post) and pr.rule != "none":
-            # inputs of an error population: top-down errors (W^T e: weights = {transpose_of = "W"}, or a
-            # fixed B) and fixed comparisons of rates (e.g. +beta r_teacher, -beta r_student: a mimic loss)
-            raise CircuitError(f"{where}: projections into an error population are fixed; remove the plasticity "
-                               f"(rule '{pr.rule}')")
+        _check_projection(pr, pre, post, where)
         row[PJ_SIGNAL] = SIGNAL_NAMES[pr.signal]
         kind = pr.connector.get("kind", "all_to_all")
-        rng = w_rngs[j]
         if "transpose_of" in pr.weights:
             # weights tied to a forward projection (exact weight transport): no block of its own
             if not _is_error_pop(post) or kind != "all_to_all":
                 raise CircuitError(f"{where}: weights.transpose_of ties an all_to_all projection between error "
                                    f"populations to a forward weight; '{pr.post}' is {post.model}, connector {kind}")
             row[PJ_DIAG], row[PJ_RULE], row[PJ_FB] = 0, 0, 0
-            tied.append((j, pr))
-            continue
-        if kind == "one_to_one":
-            if pre.size != post.size:
-                raise CircuitError(f"{where}: " + one_to_one_message(pre.size, post.size))
-            row[PJ_DIAG] = 1
-            shape = (post.size,)
-        else:
-            row[PJ_DIAG] = 0
-            shape = (post.size, pre.size)
-        W = _init_weights(pr.weights, shape, rng, where, base_dir)
-        if kind == "from_array":
-            arr = _as_array(pr.connector.get("array"), None, f"{where}: connector.array")
-            if arr.shape != shape:
-                raise CircuitError(f"{where}: " + connector_shape_message(arr.shape, shape))
-            mask = (arr != 0).astype(float)
-        elif kind == "fixed_probability":
-            p_conn = float(pr.connector.get("p", 1.0))
-            if not 0 <= p_conn <= 1:
-                raise CircuitError(f"{where}: connector.p must be in [0, 1], got {p_conn}")
-            mask = (rng.random(shape) < p_conn).astype(float)
-        elif kind in ("all_to_all", "one_to_one"):
-            mask = None
-        else:
-            raise CircuitError(f"{where}: unknown connector '{kind}'; use all_to_all, one_to_one, "
-                               f"fixed_probability or from_array")
+            self.tied.append((j, pr))
+            return
+        if kind == "one_to_one" and pre.size != post.size:
+            raise CircuitError(f"{where}: " + one_to_one_message(pre.size, post.size))
+        row[PJ_DIAG] = int(kind == "one_to_one")
+        shape = (post.size,) if row[PJ_DIAG] else (post.size, pre.size)
+        W = _init_weights(pr.weights, shape, rng, where, self.base_dir)
+        mask = _connectivity(pr, shape, rng, where)
         if mask is not None:
             W = W * mask
-            row[PJ_MASK_OFF] = mask_size
-            mask_blocks.append(mask.ravel())
-            mask_size += mask.size
-        row[PJ_W_OFF] = w_size
-        w_blocks.append(W.ravel())
-        w_size += W.size
-        rule = pr.rule
-        if rule not in RULE_IDS:
-            raise CircuitError(f"{where}: unknown plasticity rule '{rule}'; use one of {list(RULE_IDS)}")
+            row[PJ_MASK_OFF] = self.mask_size
+            self.mask_blocks.append(mask.ravel())
+            self.mask_size += mask.size
+        row[PJ_W_OFF] = self._add_weights(W)
+        self._plasticity(j, pr, W.size, where)
+        self._feedback(j, pr, pre, post, shape, rng, where)
+
+    def _plasticity(self, j, pr, n_w, where):
+        """Rule, rates, weight-change filter and optimiser (their state in dw_filter)."""
+        row, rule, pl = self.proj_int[j], pr.rule, pr.plasticity
         row[PJ_RULE] = RULE_IDS[rule]
-        pl = pr.plasticity
-        proj_float[j] = [float(pl.get("eta", 0.0)), float(pl.get("tau_w", 0.0)),
-                         float(pl.get("w_max", 0.0)), float(pl.get("t_on", 0.0)),
-                         float(pl.get("t_off", np.inf)), 0.0, 0.0, 0.0, 0.0, 0.0]
+        self.proj_float[j] = [float(pl.get("eta", 0.0)), float(pl.get("tau_w", 0.0)),
+                              float(pl.get("w_max", 0.0)), float(pl.get("t_on", 0.0)),
+                              float(pl.get("t_off", np.inf)), 0.0, 0.0, 0.0, 0.0, 0.0]
         if rule != "none" and pl.get("tau_w", 0.0) > 0:
-            row[PJ_DW_OFF] = dw_size
-            dw_size += W.size
+            row[PJ_DW_OFF] = self.dw_size
+            self.dw_size += n_w
         opt = pl.get("optimizer", "sgd") or "sgd"
         if opt not in OPTIMIZER_IDS:
             raise CircuitError(f"{where}: unknown optimizer '{opt}'; use one of {list(OPTIMIZER_IDS)}")
         if rule != "none" and opt != "sgd":
             # optimiser state lives in dw_filter: momentum/first moment block, then (Adam) second moment
-            proj_float[j, PF_OPT] = OPTIMIZER_IDS[opt]
-            proj_float[j, PF_OPT_A] = float(pl.get("momentum", 0.9) if opt == "momentum" else pl.get("beta1", 0.9))
-            proj_float[j, PF_OPT_B] = float(pl.get("beta2", 0.999))
-            proj_float[j, PF_OPT_EPS] = float(pl.get("eps", 1e-8))
-            row[PJ_OPT_OFF] = dw_size
-            dw_size += W.size * (2 if opt == "adam" else 1)
-        fb = pr.feedback
+            pf = self.proj_float[j]
+            pf[PF_OPT] = OPTIMIZER_IDS[opt]
+            pf[PF_OPT_A] = float(pl.get("momentum", 0.9) if opt == "momentum" else pl.get("beta1", 0.9))
+            pf[PF_OPT_B] = float(pl.get("beta2", 0.999))
+            pf[PF_OPT_EPS] = float(pl.get("eps", 1e-8))
+            row[PJ_OPT_OFF] = self.dw_size
+            self.dw_size += n_w * (2 if opt == "adam" else 1)
+        if rule == "error":
+            src = pl.get("error_source")
+            ip = self.ctx.pop_index[pr.post]
+            if src is not None:
+                pops = self.circuit.populations
+                msg = error_source_problem(src, pr.post, self.circuit.population(pr.post).size,
+                                           {q.name: (q.model, q.size) for q in pops})
+                if msg:
+                    raise CircuitError(f"{where}: plasticity.error_source {msg}")
+                row[PJ_ERR_OFF] = self.ctx.offsets[src]
+            elif self.ctx.pop_int[ip, PP_PARTNER] >= 0:
+                row[PJ_ERR_OFF] = self.ctx.pop_int[ip, PP_PARTNER]
+
+    def _feedback(self, j, pr, pre, post, shape, rng, where):
+        """Where the post population's errors go back through: W^T, a fixed random B, or nowhere."""
+        row, fb = self.proj_int[j], pr.feedback
         if fb == "auto":
             fb = "transpose" if (_fuses_errors(post) and pr.target == "basal" and pr.signal == "r") else "none"
         if pre.neuron_model.is_input:
             fb = "none"          # nothing to send errors to
-        if pop_int[pop_index[pr.pre], PP_PARTNER] >= 0 and _fuses_errors(pre):
+        if self.ctx.pop_int[self.ctx.pop_index[pr.pre], PP_PARTNER] >= 0 and _fuses_errors(pre):
             # errors of 'pre' come from its partner error population (cortical mapping)
             if pr.feedback not in ("auto", "none"):
                 raise CircuitError(f"{where}: feedback = '{pr.feedback}', but '{pr.pre}' has an error population; "
                                    f"route errors through projections between error populations and set "
                                    f"feedback = \"none\"")
             fb = "none"
-        if rule == "error":
-            src = pl.get("error_source")
-            ip = pop_index[pr.post]
-            if src is not None:
-                msg = error_source_problem(src, pr.post, post.size,
-                                           {q.name: (q.model, q.size) for q in circuit.populations})
-                if msg:
-                    raise CircuitError(f"{where}: plasticity.error_source {msg}")
-                row[PJ_ERR_OFF] = offsets[src]
-            elif pop_int[ip, PP_PARTNER] >= 0:
-                row[PJ_ERR_OFF] = pop_int[ip, PP_PARTNER]
         row[PJ_FB] = FEEDBACK_IDS[fb]
         if fb != "none" and row[PJ_DIAG]:
             raise CircuitError(f"{where}: error feedback needs a dense connector")
         if fb == "random":
-            Bfb = rng.normal(0.0, pr.feedback_std, shape)
-            row[PJ_FB_OFF] = w_size
-            w_blocks.append(Bfb.ravel())
-            w_size += Bfb.size
-    by_name = {pr.name: j for j, pr in enumerate(projs)}
-    for j, pr in tied:
-        _tie_projection(circuit, j, pr, by_name, proj_int, pop_int, pop_index, offsets)
-    weights = np.concatenate(w_blocks).astype(dtype) if w_blocks else np.zeros(0, dtype)
-    for i, p in enumerate(pops):   # tau_m optimiser state (2 values per neuron) after the weight blocks
-        if pop_float[i, PPF_TOPT] != 0 and pop_int[i, PP_TAU_RULE] != 0:
-            pop_int[i, PP_TAU_OPT_OFF] = dw_size
-            dw_size += 2 * p.size
-    masks = np.concatenate(mask_blocks).astype(dtype) if mask_blocks else np.zeros(1, dtype)
+            row[PJ_FB_OFF] = self._add_weights(rng.normal(0.0, pr.feedback_std, shape))
 
-    # ------------------------------------------------------------- stimuli
-    stim_int = np.zeros((len(stimuli), 4), np.int64)
+    def finish(self, dtype):
+        """Tie transposed projections, place the tau_m optimiser state; -> (weights, masks, dw size)."""
+        ctx = self.ctx
+        by_name = {pr.name: j for j, pr in enumerate(self.circuit.projections)}
+        for j, pr in self.tied:
+            _tie_projection(self.circuit, j, pr, by_name, self.proj_int, ctx.pop_int, ctx.pop_index, ctx.offsets)
+        weights = np.concatenate(self.w_blocks).astype(dtype) if self.w_blocks else np.zeros(0, dtype)
+        for i, p in enumerate(self.circuit.populations):   # tau_m optimiser state (2 values per neuron)
+            if ctx.pop_float[i, PPF_TOPT] != 0 and ctx.pop_int[i, PP_TAU_RULE] != 0:
+                ctx.pop_int[i, PP_TAU_OPT_OFF] = self.dw_size
+                self.dw_size += 2 * p.size
+        masks = np.concatenate(self.mask_blocks).astype(dtype) if self.mask_blocks else np.zeros(1, dtype)
+        return weights, masks, self.dw_size
+
+
+def _stimulus_table(circuit, stimuli, ctx):
+    """stim_int rows (ST_* columns) and the number of value columns of a chunk's stimulus block."""
+    stim_int = np.zeros((len(stimuli), N_ST_COLS), np.int64)
     col = 0
     for s_i, s in enumerate(stimuli):
         if not isinstance(s, Stimulus):
             raise CircuitError(f"stimulus {s_i}: expected a Stimulus object, got {type(s).__name__}")
-        if s.target not in pop_index:
+        if s.target not in ctx.pop_index:
             raise CircuitError(f"stimulus '{s.name}': target names no population '{s.target}'; populations "
-                               f"are {list(pop_index)}")
+                               f"are {list(ctx.pop_index)}")
         tp = circuit.population(s.target)
         problem = stimulus_kind_problem(s.target, s.kind, tp.model, tp.neuron_model.is_input)
         if problem:
@@ -418,23 +469,9 @@ def compile_circuit(circuit: Circuit, *, dt: float, batch: int = 1, scheme: str 
                      and o.target == s.target]
             if other:
                 raise CircuitError(f"stimulus '{s.name}': " + second_rate_message(s.target, f"stimulus '{other[0]}'"))
-        stim_int[s_i] = [offsets[s.target], tp.size, KIND_IDS[s.kind], col]
+        stim_int[s_i] = [ctx.offsets[s.target], tp.size, KIND_IDS[s.kind], col]
         col += tp.size
-
-    ops = build_ops(circuit, pops, projs, proj_int, pop_int, scheme, stim_int)
-    state = np.zeros(N_SIG * N * B, dtype)
-    prog = Program(dt=float(dt), batch=B, scheme=scheme, dtype=dtype, n_total=N,
-                   pop_names=[p.name for p in pops], pop_models=[p.model for p in pops],
-                   pop_int=pop_int, pop_float=pop_float,
-                   neuron={k: v.astype(dtype) for k, v in neuron.items()},
-                   proj_names=[p.name for p in projs], proj_int=proj_int, proj_float=proj_float,
-                   weights=weights, dw_filter=np.zeros(max(dw_size, 1), dtype), masks=masks, ops=ops,
-                   stimuli=stimuli, stim_int=stim_int, n_stim_cols=col, state=state, prev=state.copy(),
-                   ports=np.zeros(N_PORTS * N * B, dtype), ext=np.zeros(N_EXT * N * B, dtype), seed=seed,
-                   rng=np.random.default_rng(ss_noise), circuit=circuit,
-                   proj_index={p.name: j for j, p in enumerate(projs)}, pop_index=pop_index)
-    init_state(prog)
-    return prog
+    return stim_int, col
 
 
 def hold_input_rate(prog: Program, population: str, values):

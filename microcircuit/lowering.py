@@ -32,6 +32,7 @@ class Lowering:
     targeted: set              # populations a ``target`` stimulus drives
     nudged_by_proj: set        # populations a projection nudges
     rngs: dict                 # population name -> generator of its per-neuron parameter draws
+    n_total: int = 0           # neurons in the circuit
 
     def slice(self, pop) -> slice:
         off = self.offsets[pop.name]
