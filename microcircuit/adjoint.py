@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .activations import activation_id, phi_np, dphi_np
+from .lagline_task import lagline_square_wave, LagLineResult, LAGLINE_TEACHER
 
 __all__ = ["GLENet", "forward", "loss", "gradients", "train_bptt", "Adam", "lagline_net",
            "train_lagline_bptt"]
@@ -281,7 +282,6 @@ def train_lagline_bptt(window, *, T_init=50.0, T_train=4000.0, batch=100, dt=0.0
     (seed-for-seed), so the three learners can be compared directly. Returns a
     :class:`microcircuit.gle.LagLineResult`.
     """
-    from .gle import lagline_square_wave, LagLineResult, LAGLINE_TEACHER
     teacher = teacher or LAGLINE_TEACHER
     rng = np.random.default_rng(seed)
     if init is None:

@@ -506,7 +506,8 @@ def init_state(prog: Program):
 
 
 def build_ops(circuit, pops, projs, proj_int, pop_int, scheme, stim_int=None):
-    """The op table of one step (see module docstring)."""
+    """The op table of one step (see module docstring): three short schedule builders (forward,
+    copy_prev, errors) composed by scheme at the end."""
     index = {p.name: i for i, p in enumerate(pops)}
     order = [index[n] for n in circuit.order()]
     incoming = {i: [] for i in range(len(pops))}

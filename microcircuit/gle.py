@@ -24,11 +24,12 @@ NumPy and is tested against the engine to 1e-12).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from .adjoint import GLENet, forward, gradients
 from .circuit import Circuit
+from .lagline_task import LAGLINE_TEACHER, LagLineResult, lagline_square_wave  # noqa: F401 (re-exported)
 from .stimuli import Stimulus
 
 __all__ = ["gle_layered", "bias_stimulus", "init_bias_unit", "StreamStimulus", "lagline_square_wave", "lagline_circuit",
@@ -69,29 +70,6 @@ class StreamStimulus(Stimulus):
     def values(self, k0, k1, dt, n, batch):
         x = np.asarray(self.fn(k0, k1), dtype=float)
         return np.broadcast_to(x.reshape(k1 - k0, -1, x.shape[-1] if x.ndim == 3 else 1), (k1 - k0, n, batch))
-
-
-def lagline_square_wave(batch, *, dt=0.01, half_period=2.0, sigma_samples=5.0, seed=0):
-    """The LagLine input as a function of the step: ``x_b(k) = p[(k - d_b) mod 2w]``.
-
-    ``p`` is one period of the ±1 square wave (+1 on the first half-period, w = half_period/dt
-    steps) smoothed by a Gaussian of ``sigma_samples`` steps with periodic boundary; ``d_b`` are
-    the per-sample shifts of :func:`microcircuit.datasets.lagline_input` with the same seed (so
-    both agree away from that function's start boundary). Returns ``fn(k0, k1) -> (K, 1, batch)``.
-    """
-    from scipy.ndimage import gaussian_filter1d
-    w = int(round(half_period / dt))
-    period = np.where(np.arange(2 * w) < w, 1.0, -1.0)
-    if sigma_samples > 0:
-        period = gaussian_filter1d(period, sigma_samples, mode="wrap")
-    shifts = np.random.default_rng(seed).integers(0, w, size=batch)
-
-    def fn(k0, k1):
-        k = np.arange(k0, k1)[:, None] - shifts[None, :]
-        return period[k % (2 * w)][:, None, :]
-    fn.shifts = shifts
-    fn.period = period
-    return fn
 
 
 # ------------------------------------------------------------------------ builders
@@ -224,7 +202,6 @@ def summed_logits_readout(r_out, labels=None):
 
 
 # ------------------------------------------------------------------------ LagLine
-LAGLINE_TEACHER = dict(w=(1.0, 2.0), tau_m=(1.0, 2.0))
 
 
 def lagline_circuit(w, tau_m, *, tau_r=0.1, method="gle", eta=1e-2, eta_tau=1e-2, beta=0.01, gamma=1.0,
@@ -245,24 +222,6 @@ def lagline_circuit(w, tau_m, *, tau_r=0.1, method="gle", eta=1e-2, eta_tau=1e-2
               dict(size=1, name="output", tau_m=tau_m[1], weights=[[w[1]]], plasticity=pl,
                    loss="rate" if learn else "none", beta=beta, **common)]
     return gle_layered(1, layers, name="lagline_" + ("student" if learn else "teacher"))
-
-
-@dataclass
-class LagLineResult:
-    method: str
-    t: np.ndarray                       # sample times (time units)
-    w: np.ndarray                       # (n_samples, 2)
-    tau_m: np.ndarray                   # (n_samples, 2)
-    loss: np.ndarray                    # (n_samples,) mean squared output mismatch per chunk
-    teacher_w: tuple = LAGLINE_TEACHER["w"]
-    teacher_tau: tuple = LAGLINE_TEACHER["tau_m"]
-    wall_s: float = 0.0
-    params: dict = field(default_factory=dict)
-
-    def rel_err(self):
-        w = np.abs(self.w[-1] - np.asarray(self.teacher_w)) / np.asarray(self.teacher_w)
-        t = np.abs(self.tau_m[-1] - np.asarray(self.teacher_tau)) / np.asarray(self.teacher_tau)
-        return w, t
 
 
 def run_lagline(method="gle", *, T_init=50.0, T_train=4000.0, batch=100, dt=0.01, seed=0, eta=1e-2,
@@ -382,7 +341,6 @@ def lagnet_errors_vs_adjoint(student_W1=((0.3,), (0.2,)), *, T=1001.0, dt=0.01, 
     """
     from . import compile as mc_compile
     from .simulation import Simulation, Recording
-    from .adjoint import GLENet, forward, gradients
     K = int(round(T / dt))
     t = np.arange(K) * dt
     x = np.sin(np.outer(t, omegas)).sum(axis=1)[:, None, None]

@@ -87,7 +87,8 @@ def _run_steps(k0, K, dt, N, B, scheme, ops, pop_int, pop_float, g_lk, g0, g1, g
                sigma, bias, err_tau, proj_int, proj_float, W, dwf, masks, state, prev, ports, ext,
                stim_int, stim, stim_row, gates, rec_int, rec_idx, rec_buf, rng, status,
                scratch, vx, vr, vrp, sm, wbuf, sab, rec_next, rec_j, rec_lo):
-    """The time loop. Work arrays: ``scratch`` (postsynaptic factors), ``vx, vr, vrp`` (padded blocks of
+    """The time loop (long by design: the op switch and the recording copy stay in one compiled loop, since
+    a call per op costs more than a small op; each branch is a few lines or one call). Work arrays: ``scratch`` (postsynaptic factors), ``vx, vr, vrp`` (padded blocks of
     the vectorised activations: input, phi, phi'), ``sm`` (softmax normalisers), ``wbuf`` (a weight-sized
     update), ``sab`` (BLAS alpha and beta); recording plan ``rec_next, rec_j, rec_lo``."""
     NB = N * B
@@ -332,7 +333,8 @@ def _error_project(j, proj_int, W, S, ext, NB, B, sab):
 @njit(cache=True, nogil=True, inline='always', error_model='numpy')
 def _soma(i, inputs, pop_int, pop_float, g_lk, g0, g1, g_nud, tau_r, gamma, sigma, bias, state, ports, ext,
           gate_nudge, keep_g_som, dt, sqdt, NB, B, rng, vx, vr, vrp):
-    """``keep_g_som`` (scheme published_microcircuit): a gated population whose nudge is (partly) off keeps
+    """Integrate a population one step (two loops on purpose: a branch-free one that vectorises across
+    neurons at batch 1, and the general one). ``keep_g_som`` (scheme published_microcircuit): a gated population whose nudge is (partly) off keeps
     g_nud in the g_tot of its dynamics, ``du/dt = g_tot (V_ss - u)`` with ``V_ss`` from the gated inputs,
     ``= (g_tot / g_tot_gated) * sum(g_x v_x) - g_tot u``; LE tau_r stays ``1/g_tot``."""
     off = pop_int[i, PP_OFF]
@@ -514,6 +516,9 @@ def _opt_step(kind, a, b, eps, bc1, bc2, buf, k, n, g):
 @njit(cache=True, nogil=True, inline='always', error_model='numpy')
 def _plasticity(j, proj_int, proj_float, pop_int, pop_float, g_lk, g0, g1, W, dwf, masks, state, R, c, dt,
                 NB, B, pf, vx, vr, vrp, wbuf, sab):
+    """Weight update of projection j: the rule's postsynaptic factor f into ``pf`` (first loop), then the
+    shared update ``W += c <f r_pre^T>`` in one of four paths (one-to-one; plain SGD fast path, BLAS or
+    loops; filtered / optimised / masked / clipped) — kept together so each path stays one inlined loop."""
     pre_off = proj_int[j, PJ_PRE_OFF]
     npre = proj_int[j, PJ_NPRE]
     post_off = proj_int[j, PJ_POST_OFF]
