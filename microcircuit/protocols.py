@@ -557,6 +557,9 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
                 "circuit": circuit.describe()}
     settings.update({k: v for k, v in (attrs or {}).items() if k not in _ROOT_ONLY_ATTRS})
 
+    # a resume restores the program and the shuffling first (a checkpoint that does not fit the network is
+    # refused before the store is touched), then reopens the store at the checkpoint
+    restored = _restore(runner, rng, resume) if resume is not None else None
     recorder = None
     if output is not None:
         from .labels import model_parameters, population_labels
@@ -631,7 +634,7 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
     ckpt_on = bool(checkpoint_every) and recorder is not None
     if resume is not None:
         # the state after the checkpoint's epoch; the setup (adaptation, initial evaluation) is in it
-        st = _restore(runner, rng, resume)
+        st = restored
         metrics, eta0, etab0 = st["metrics"], st["eta0"], st["etab0"]
         epochs_done.extend(st["epochs_done"])
         plateau.best, plateau.bad, plateau_scale = st["plateau_best"], st["plateau_bad"], st["plateau_scale"]
