@@ -184,31 +184,51 @@ def _short(v):
 
 
 # ---------------------------------------------------------------------- builders
+def layered_tables(sizes, *, hidden=None, output=None, weights=None, eta=0.0, eta_factors=None,
+                   feedback="transpose", input_name="input", output_name="output", prefix="layer",
+                   projection_prefix=""):
+    """The populations and projections of a feed-forward rate network as scenario tables (dicts):
+    ``input_name``, ``{prefix}1`` ... ``{prefix}N-1``, ``output_name``; projections
+    ``{projection_prefix}W{i}`` into the basal port with the LE/GLE rule ``dW = eta e r^T`` (``eta`` per
+    unit time times ``eta_factors[i-1]``; no plasticity when 0) and ``weights`` (None: the default).
+    One builder for :func:`layered` and the scenario template ``kind = "layered"``."""
+    n_layers = len(sizes) - 1
+    factors = eta_factors or [1.0] * n_layers
+    pops = [{"name": input_name, "model": "input", "size": sizes[0]}]
+    projs = []
+    for i in range(1, n_layers + 1):
+        last = i == n_layers
+        pops.append({"name": output_name if last else f"{prefix}{i}", "model": "rate", "size": sizes[i],
+                     **dict((output if last else hidden) or {})})
+        proj = {"name": f"{projection_prefix}W{i}", "pre": pops[-2]["name"], "post": pops[-1]["name"],
+                "target": "basal", "feedback": feedback}
+        if weights is not None:
+            proj["weights"] = dict(weights)
+        if eta and factors[i - 1]:
+            proj["plasticity"] = {"rule": "error", "eta": float(eta) * float(factors[i - 1])}
+        projs.append(proj)
+    return pops, projs
+
+
 def layered(sizes, *, hidden=None, output=None, weights=None, eta=0.0, eta_factors=None,
             feedback="transpose", name="layered", input_name="input", prefix="layer") -> Circuit:
     """A feed-forward network of rate neurons, e.g. ``layered([784, 300, 100, 10])``.
 
     ``hidden``/``output`` are parameter dicts for the rate-neuron populations; every projection
     uses the LE/GLE rule ``dW = eta e r^T`` (``eta`` per unit time, ``eta_factors`` per layer).
-    Populations are named ``input``, ``layer1`` ... ``layerN-1`` and ``output``.
+    Populations are named ``input``, ``layer1`` ... ``layerN-1`` and ``output`` (:func:`layered_tables`).
     """
     sizes = [int(s) for s in sizes]
     if len(sizes) < 2:
         raise CircuitError("layered() needs at least two sizes (input and output)")
-    hidden = dict(hidden or {})
-    output = dict(output or {})
+    pops, projs = layered_tables(sizes, hidden=hidden, output=output, eta=eta, eta_factors=eta_factors,
+                                 weights=weights or {"dist": "normal", "mean": 0.0, "std": 0.05},
+                                 feedback=feedback, input_name=input_name, prefix=prefix)
     c = Circuit(name)
-    c.add_population(input_name, "input", sizes[0])
-    names = [input_name]
-    for i, n in enumerate(sizes[1:], start=1):
-        is_out = i == len(sizes) - 1
-        nm = "output" if is_out else f"{prefix}{i}"
-        c.add_population(nm, "rate", n, **(output if is_out else hidden))
-        names.append(nm)
-    factors = eta_factors or [1.0] * (len(sizes) - 1)
-    for i in range(1, len(sizes)):
-        rule = {"rule": "error", "eta": eta * factors[i - 1]} if eta else {"rule": "none"}
-        c.add_projection(names[i - 1], names[i], "basal", name=f"W{i}",
-                         weights=dict(weights or {"dist": "normal", "mean": 0.0, "std": 0.05}),
-                         plasticity=rule, feedback=feedback)
+    for p in pops:
+        c.add_population(p["name"], p["model"], p["size"], **{k: v for k, v in p.items()
+                                                             if k not in ("name", "model", "size")})
+    for pr in projs:
+        c.add_projection(pr["pre"], pr["post"], pr["target"], name=pr["name"], weights=pr["weights"],
+                         plasticity=pr.get("plasticity", {"rule": "none"}), feedback=pr["feedback"])
     return c

@@ -8,6 +8,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..circuit import layered_tables
 from ..errors import ScenarioError, MicrocircuitError
 from . import schema as S
 from .validate import validate, Validator, _suggest
@@ -162,7 +163,6 @@ def expand_templates(data: dict, problems: list, origins: dict | None = None):
         if not any(isinstance(p, dict) and p.get("name") == inp for p in pops):
             origins[f"populations[{len(pops)}].size"] = f"{path}.sizes[0]"
             pops.append({"name": inp, "model": "input", "size": sizes[0]})
-        names = [inp]
         n_layers = len(sizes) - 1
         hidden = t.get("hidden", {}) if isinstance(t.get("hidden", {}), dict) else {}
         out = t.get("output", {}) if isinstance(t.get("output", {}), dict) else {}
@@ -174,20 +174,16 @@ def expand_templates(data: dict, problems: list, origins: dict | None = None):
             if isinstance(f, bool) or not isinstance(f, (int, float)) or not math.isfinite(f) or f < 0:
                 V.add(f"{path}.eta_factors[{j}]", f"expected a finite number >= 0 (a factor of eta), got {f!r:.40}")
         eta = t.get("eta", 0.0)
-        for li in range(1, n_layers + 1):
-            last = li == n_layers
-            name = t.get("output_name", f"{prefix}{li}") if last else f"{prefix}{li}"
-            params = dict(out if last else hidden)
+        eta = float(eta) if isinstance(eta, (int, float)) and not isinstance(eta, bool) and eta > 0 else 0.0
+        factors = [f if isinstance(f, (int, float)) and not isinstance(f, bool) else 0.0 for f in factors]
+        t_pops, t_projs = layered_tables(
+            sizes, hidden=hidden, output=out, weights=t["weights"] if isinstance(t.get("weights"), dict) else None,
+            eta=eta, eta_factors=factors, feedback=t.get("feedback", "transpose"), input_name=inp,
+            output_name=t.get("output_name", f"{prefix}{n_layers}"), prefix=prefix, projection_prefix=f"{prefix}_")
+        for li, p in enumerate(t_pops[1:], start=1):
             origins[f"populations[{len(pops)}].size"] = f"{path}.sizes[{li}]"
-            pops.append({"name": name, "model": "rate", "size": sizes[li], **params})
-            names.append(name)
-            proj = {"name": f"{prefix}_W{li}", "pre": names[-2], "post": name, "target": "basal",
-                    "feedback": t.get("feedback", "transpose")}
-            if isinstance(t.get("weights"), dict):
-                proj["weights"] = dict(t["weights"])
-            if isinstance(eta, (int, float)) and eta > 0 and isinstance(factors[li - 1], (int, float)):
-                proj["plasticity"] = {"rule": "error", "eta": float(eta) * float(factors[li - 1])}
-            projs.append(proj)
+            pops.append(p)
+        projs.extend(t_projs)
     problems.extend(V.problems)
     data.pop("templates", None)
     return data
