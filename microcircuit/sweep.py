@@ -429,6 +429,9 @@ def run_sweep(scenario, grid=None, *, seeds=None, out=None, workers=2, scheduler
     grid = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in grid.items()}
     if "simulation.seed" in grid and seeds:
         raise SweepError("--grid simulation.seed and --seeds both set the seed; use one")
+    if protocol and seeds and "protocol.seed" in grid:
+        raise SweepError("--grid protocol.seed and --seeds: protocol.seed fixes the seed of each point, so --seeds "
+                         "would change nothing; use one")
     if protocol and seeds and "seed" in sc.data["protocol"]:
         raise SweepError(f"{scenario}: protocol.seed fixes the seed of every point, so --seeds would change "
                          "nothing; remove protocol.seed (it defaults to simulation.seed, which --seeds sets) or "
