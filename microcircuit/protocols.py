@@ -190,7 +190,7 @@ class _Runner:
 
     def __init__(self, circuit, *, dt, S, batch, scheme, seed, input_pop, output_pop, readout, readout_signal,
                  readout_window, reset, dtype="float64", lag_steps=0, sequence=False, extra_stimuli=(),
-                 loss="mse", recordings=()):
+                 loss="mse", recordings=(), backend="numba", threads=0):
         self.S, self.B, self.dt = S, batch, dt
         self.sequence, self.loss = bool(sequence), loss
         self.input_pop, self.output_pop = input_pop, output_pop
@@ -216,7 +216,7 @@ class _Runner:
                 raise ProtocolError(f"recordings: {output_pop}.{readout_signal} is the protocol's readout signal, "
                                     "recorded every step for the loss; record other variables of it (e.g. v, r)")
         self.sim = Simulation(self.prog, recordings=[rec, *recordings], output=None, chunk_steps=chunk,
-                              gates=self._gates, check_finite=True)
+                              gates=self._gates, backend=backend, threads=threads)
         self._key = (output_pop, readout_signal)
         self.circuit_specs = [sp for sp in self.sim._specs if sp.key != self._key]
         self.sink = None        # a _CircuitSink when the circuit is recorded into the store (train)
@@ -377,7 +377,7 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
           attrs=None, dtype="float64", lr_schedule="constant", eval_every=1,
           tau_learning_in_training=True, lr_decay=1.0, learning_lag=0.0, presentation="hold",
           plateau_patience=2, plateau_factor=0.5, plateau_phase=None, plateau_eps=0.0,
-          stimuli=(), recordings=(), checkpoint_every=0, resume=None) -> TrainResult:
+          stimuli=(), recordings=(), checkpoint_every=0, resume=None, backend="numba", threads=0) -> TrainResult:
     """Train a network on a :class:`~microcircuit.datasets.SupervisedData` set by presenting samples.
 
     Parameters
@@ -442,6 +442,8 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
     resume : a :class:`ProtocolCheckpoint` read from ``output`` (used by :func:`resume_protocol`):
         reopen that store instead of creating it, restore the run's state and continue after the
         checkpoint's epoch; all other arguments must be the ones the run started with
+    backend, threads : the engine and its BLAS threads, as ``[simulation] backend`` / ``threads``
+        (:class:`~microcircuit.simulation.Simulation`)
     """
     t0 = time.perf_counter()
     auto_ckpt = checkpoint_every == "auto"
@@ -538,7 +540,7 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
                      output_pop=output_pop, readout=readout, readout_signal=readout_signal,
                      readout_window=readout_window, reset=reset, dtype=dtype, lag_steps=lag_steps,
                      sequence=presentation == "sequence", extra_stimuli=stimuli, loss=loss,
-                     recordings=list(recordings) if output is not None else [])
+                     recordings=list(recordings) if output is not None else [], backend=backend, threads=threads)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7919]))
     splits = {"train": ("train", True), "val": ("val", False), "test": ("test", False),
               "train_eval": ("train", False)}
@@ -986,6 +988,7 @@ def _protocol_kwargs(scenario, output, overwrite, progress):
               eval_initial=proto.get("eval_initial", True), adapt_presentations=proto.get("adapt_presentations", 0),
               input_pop=proto.get("input", "input"), output_pop=proto.get("output", "output"),
               scheme=sim.get("scheme", "synchronous"), lr_schedule=proto.get("lr_schedule", "constant"),
+              backend=sim.get("backend", "numba"), threads=int(sim.get("threads", 0)),
               eval_every=int(proto.get("eval_every", 1)), snapshot_every=proto.get("snapshot_every", 0),
               tau_learning_in_training=bool(proto.get("tau_learning_in_training", True)),
               lr_decay=float(proto.get("lr_decay", 1.0)), learning_lag=float(proto.get("learning_lag", 0.0)),

@@ -15,15 +15,13 @@ large) that the :class:`MemoryRecorder` keeps.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
-import time as _time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .compile import Program
-from .layout import N_SIG, PP_INPUT, PJ_NPRE, PJ_NPOST, SCHEMES, SIGNAL_LABELS
+from .layout import PJ_NPRE, PJ_NPOST, SCHEMES, SIGNAL_LABELS
 from .errors import DivergenceError, SimulationError, CircuitError
 from .recording import close_reason, time_labels
 from .models import get_model
@@ -146,8 +144,9 @@ AUTO_THREADS_MIN_PRODUCT = 1 << 20
 
 
 def blas_threads(program, threads=0) -> int:
-    """BLAS threads for a program's batched products: ``threads`` if > 0, else all usable cores when
-    its largest product has at least AUTO_THREADS_MIN_PRODUCT multiply-adds, else 1."""
+    """BLAS threads for a program's batched products: ``threads`` if > 0, else all usable cores (at most
+    what OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS say, if set) when its largest product
+    has at least AUTO_THREADS_MIN_PRODUCT multiply-adds, else 1."""
     threads = int(threads)
     if threads < 0:
         raise SimulationError(f"threads must be >= 0 (0: automatic), got {threads}")
@@ -155,8 +154,13 @@ def blas_threads(program, threads=0) -> int:
         return threads
     pi = program.proj_int
     largest = int((pi[:, PJ_NPRE] * pi[:, PJ_NPOST]).max()) * program.batch if len(pi) else 0
+    if largest < AUTO_THREADS_MIN_PRODUCT:
+        return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores if largest >= AUTO_THREADS_MIN_PRODUCT else 1
+    # a thread count the environment sets (a sweep's workers, a cluster's job script) caps the choice
+    caps = [int(v) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+            if (v := os.environ.get(k, "")).isdigit() and int(v) > 0]
+    return min([cores] + caps)
 
 
 _CONTROLLER = None
@@ -197,8 +201,8 @@ class Simulation:
     """
 
     def __init__(self, program: Program, *, recordings=(), output=None, overwrite=False, chunk_steps=1000,
-                 backend="numba", gates=None, attrs=None, progress=False, check_finite=True,
-                 checkpoint_every=None, codec="zstd", threads=0):
+                 backend="numba", gates=None, attrs=None, progress=False, checkpoint_every=None,
+                 codec="zstd", threads=0):
         if backend not in ("numba", "numpy", "cuda"):
             raise SimulationError(f"backend must be 'numba', 'numpy' or 'cuda', got '{backend}'")
         self.program = program

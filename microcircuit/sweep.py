@@ -27,8 +27,8 @@ workers or on which worker ran it. To sweep seeds explicitly use ``--grid simula
 instead.
 
 Parallelism. By default a ``LocalCluster(n_workers=--workers, threads_per_worker=1,
-processes=True, dashboard_address=None, env={"NUMBA_NUM_THREADS": "1"})`` (one single-threaded
-process per core; the Numba kernel is compiled with ``cache=True``, so workers load it from the
+processes=True, dashboard_address=None, env=SINGLE_THREADED)`` (one single-threaded
+process per core: Numba and BLAS limited to one thread each; the Numba kernel is compiled with ``cache=True``, so workers load it from the
 on-disk cache instead of recompiling). ``--workers 0`` runs the points sequentially in this process
 (no Dask). ``--scheduler tcp://host:8786`` uses an existing cluster; its workers must see the same
 paths (the store and any array files the scenario reads).
@@ -39,7 +39,7 @@ SLURM / PBS with dask-jobqueue (``pip install dask-jobqueue``)::
     from distributed import Client
     from microcircuit.sweep import run_sweep
     cluster = SLURMCluster(cores=1, processes=1, memory="4GB", walltime="02:00:00",
-                           job_script_prologue=["export NUMBA_NUM_THREADS=1"])
+                           job_script_prologue=["export NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1"])
     cluster.scale(jobs=32)
     run_sweep("model.toml", {"populations.hidden.tau_m": [5, 10, 20]}, seeds=4,
               client=Client(cluster), out="/scratch/me/sweep.zarr")
@@ -82,6 +82,10 @@ from .recording import time_labels
 __all__ = ["run_sweep", "parse_grid", "sweep_points", "run_point", "add_sweep_command"]
 
 SWEEP_FORMAT = "sweep"
+# environment of a LocalCluster's workers: one process per core, each single-threaded (Numba and BLAS;
+# [simulation] threads = 0 then picks 1, simulation.blas_threads)
+SINGLE_THREADED = {"NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                   "MKL_NUM_THREADS": "1"}
 
 
 class SweepError(MicrocircuitError):
@@ -89,6 +93,7 @@ class SweepError(MicrocircuitError):
 
 
 # ------------------------------------------------------------------------------------ grid
+
 def parse_grid(items):
     """``["a.b=1,2,3", "c=x,y"]`` -> ``{"a.b": [1, 2, 3], "c": ["x", "y"]}`` (TOML values)."""
     from .scenario.load import parse_value
@@ -549,7 +554,7 @@ def _run_points(out, sc, grid, seeds, dims, base_overrides, workers, scheduler, 
                 client = Client(scheduler)
             else:
                 own_cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                                           dashboard_address=None, env={"NUMBA_NUM_THREADS": "1"})
+                                           dashboard_address=None, env=SINGLE_THREADED)
                 client = Client(own_cluster)
         try:
             from distributed import as_completed

@@ -50,16 +50,23 @@ def test_results_do_not_depend_on_threads():
     assert np.max(np.abs(out[0][2] - _prog().weights)) > 1e-4      # the weights learned (the test can fail)
 
 
-def test_automatic_choice_by_size_and_restored_setting():
+def test_automatic_choice_by_size_and_restored_setting(monkeypatch):
     """threads = 0: every usable core when the largest product (n_post n_pre batch) reaches 2^20
     multiply-adds (512 * 256 * 64 = 2^23), one thread below (512 * 256 * 1 = 2^17); an explicit number
     wins. After run() the process's BLAS thread counts are what they were before."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
     cores = len(os.sched_getaffinity(0))
     assert 512 * 256 * 64 >= AUTO_THREADS_MIN_PRODUCT > 512 * 256
     assert blas_threads(_prog(batch=64), 0) == cores
     assert blas_threads(_prog(batch=1), 0) == 1
     assert blas_threads(_prog(batch=1), 3) == 3
+    with pytest.MonkeyPatch.context() as mp:        # a sweep worker's environment caps the choice
+        mp.setenv("OPENBLAS_NUM_THREADS", "1")
+        assert blas_threads(_prog(batch=64), 0) == 1
+        assert blas_threads(_prog(batch=64), 2) == 2
     with pytest.raises(SimulationError, match="threads must be >= 0"):
+
         blas_threads(_prog(batch=1), -1)
     sim = Simulation(_prog(batch=4), threads=1)      # loads the kernel and SciPy's BLAS
     before = _blas_threads_now()
