@@ -307,7 +307,11 @@ def diagnose(path, seeds=(12345, 12346, 12347)):
     print("\n".join(out))
 
 
-NOTES = {"mc_bars.md": """
+NOTES = {"mc_bars_quick.md": """
+Reduced grid (one seed, 250 epochs): LE learns at 0.3, 1 and 50 ms, the original model at none of
+them. At 250 epochs LE at N = 3 has not yet reached the divergence it shows by epoch 1000 under the
+published step. Full grid and explanations: `mc_bars.md`, `mc_bars_diagnosis.md`.
+""", "mc_bars.md": """
 Figure: `mc_bars.png` (filled markers: final accuracy, mean ± std; hollow: best accuracy seen during
 training). Numbers behind the explanations below: `mc_bars_diagnosis.md`
 (`python analysis/mc_bars_sweep.py --diagnose`).
