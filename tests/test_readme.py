@@ -43,6 +43,8 @@ TRANSFORMS = [
     ("python benchmarks/bench_roofline.py", "python benchmarks/bench_roofline.py --help", False, "minutes long"),
     ("python benchmarks/bench_sweep.py", "python benchmarks/bench_sweep.py --help", False, "minutes long"),
     ("python benchmarks/bench_engine.py", "python benchmarks/bench_engine.py --help", False, "minutes long"),
+    ("python benchmarks/bench_threads.py", "python benchmarks/bench_threads.py --help", False, "minutes long"),
+    ("python benchmarks/bench_gpu.py", "python benchmarks/bench_gpu.py --help", False, "needs a GPU"),
 ]
 
 
@@ -115,4 +117,4 @@ def test_every_readme_command_runs(tmp_path):
             ran += 1
     assert sorted(used) == list(range(len(TRANSFORMS))), f"transformations applied: {used}"
     # 15 bash lines (quick start 2, command line 5, documentation 2, sweeps 3, benchmarks 3) and 2 python blocks
-    assert ran == 17, f"{ran} commands and blocks ran"
+    assert ran == 20, f"{ran} commands and blocks ran"
