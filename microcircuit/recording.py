@@ -527,6 +527,23 @@ def _whole_chunks(arr, n0: int, data: np.ndarray) -> int:
     return data.shape[0] // cr
 
 
+WRITERS = {
+    "fast": "whole chunks encoded and written by the recorder (zarr's codecs, its chunk keys; O_DIRECT for "
+            "large files), the rest through zarr: several times faster for many small arrays",
+    "zarr": "zarr's public API only (Array.resize, array[a:b] = block): the reference the fast writer is "
+            "tested against, byte for byte",
+}
+
+
+def _write_public(jobs: Sequence[tuple[Any, int, np.ndarray]]) -> None:
+    """:func:`_resize_and_write` through zarr's public API: grow, then assign the block."""
+    for arr, n0, data in jobs:
+        m = data.shape[0]
+        if arr.shape[0] < n0 + m:
+            arr.resize((n0 + _GROW_BLOCKS * m, *arr.shape[1:]))
+        arr[n0:n0 + m] = data
+
+
 def _resize_and_write(jobs: Sequence[tuple[Any, int, np.ndarray]], store_path: Path | None = None,
                       made: set | None = None) -> None:
     """For each ``(array, n0, data)``: write ``data`` at ``n0`` along time, growing ``array`` first if it
@@ -690,6 +707,9 @@ class ZarrRecorder:
     overwrite : replace an existing store at ``path``. Only a store written by microcircuit (root
         attr ``microcircuit_format``) or an empty directory is ever deleted, and only after locking
         it; anything else raises (:func:`microcircuit.storelock.check_replaceable`).
+    writer : how blocks reach the store (:data:`WRITERS`): ``"fast"`` (default) writes whole chunks itself,
+        the bytes zarr would write (``tests/test_recording_writer.py`` compares every chunk file), or
+        ``"zarr"``: zarr's public API only (``Array.resize``, ``array[a:b] = block``).
     labels : per population ``{"cell_type": ..., "layer": ..., ...}``, see
         :func:`microcircuit.labels.population_labels`; stored in the population group's attrs, and
         ``cell_type`` and ``layer`` also as coordinates along every neuron dim (``cell_type``/``layer``
@@ -718,12 +738,16 @@ class ZarrRecorder:
         overwrite: bool = False,
         codec: str | None = "zstd",
         labels: Mapping[str, Mapping[str, Any]] | None = None,
+        writer: str = "fast",
     ) -> None:
         import zarr
 
         self.path = Path(path)
         self.block_steps = block_steps
         self.codec = _check_codec(codec, self.path)
+        if writer not in WRITERS:
+            raise RecordingError(f"{self.path}: writer must be one of {list(WRITERS)}, got {writer!r}")
+        self.writer = writer
         self.specs: tuple[RecordedVariable, ...] = tuple(specs)
         self.labels = {str(k): _jsonable(dict(v), f"{self.path}: labels") for k, v in (labels or {}).items()}
         if not isinstance(dt, (int, float, np.floating, np.integer)) or not math.isfinite(dt) or dt <= 0:
@@ -822,6 +846,7 @@ class ZarrRecorder:
         self._lock = lock
         self.block_steps = None          # existing arrays keep their chunks
         self.path = p
+        self.writer = "fast"             # byte-identical to "zarr" (tests/test_recording_writer.py)
         self.specs = tuple(specs)
         self.dt = float(root.attrs["dt"])
         self.batch = int(root.attrs["batch"])
@@ -1124,7 +1149,10 @@ class ZarrRecorder:
                 jobs.append((st.array, n0, np.ascontiguousarray(prepared[key], dtype=st.spec.dtype)))
             jobs.append((ts.array, n0, time_labels(s, self.dt)))
             advanced.append((ts, n1, int(s[-1])))
-        _resize_and_write(jobs, self.path, self._made_dirs)
+        if self.writer == "zarr":
+            _write_public(jobs)
+        else:
+            _resize_and_write(jobs, self.path, self._made_dirs)
         touched: set[str] = set()
         for ts, n1, last in advanced:
             ts.n, ts.last_step = n1, last

@@ -196,13 +196,15 @@ class Simulation:
     progress : show a tqdm progress bar (steps/s, ETA)
     codec : chunk compression of a Zarr output, "zstd" (default), "lz4" (Blosc LZ4 + shuffle) or
         "none" (raw bytes, fastest; see :data:`microcircuit.recording.CODECS`)
+    writer : how a Zarr output is written, "fast" (default) or "zarr" (zarr's public API only; see
+        :data:`microcircuit.recording.WRITERS`); the stores are byte-identical
     threads : BLAS threads for the batched products while running (0: automatic, :func:`blas_threads`);
         results do not depend on it (BLAS splits a product's output among threads, not its sums).
     """
 
     def __init__(self, program: Program, *, recordings=(), output=None, overwrite=False, chunk_steps=1000,
                  backend="numba", gates=None, attrs=None, progress=False, checkpoint_every=None,
-                 codec="zstd", threads=0):
+                 codec="zstd", threads=0, writer="fast"):
         if backend not in ("numba", "numpy", "cuda"):
             raise SimulationError(f"backend must be 'numba', 'numpy' or 'cuda', got '{backend}'")
         self.program = program
@@ -228,7 +230,7 @@ class Simulation:
             from .recording import ZarrRecorder
             self.recorder = ZarrRecorder(output, self._specs, dt=program.dt, batch=program.batch,
                                          chunk_records=None, block_steps=self.chunk_steps, attrs=base_attrs,
-                                         overwrite=overwrite, codec=codec, labels=labels)
+                                         overwrite=overwrite, codec=codec, labels=labels, writer=writer)
         elif output is not None:
             from .recording import ZarrRecorder
             self.recorder = ZarrRecorder(output, [], dt=program.dt, batch=program.batch, attrs=base_attrs,

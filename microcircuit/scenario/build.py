@@ -81,7 +81,8 @@ def build_simulation(sc, output=None, overwrite=None, progress=False, backend=No
         return Simulation(prog, recordings=recs, output=path, overwrite=ow,
                           chunk_steps=chunk_steps or sim_cfg.get("chunk_steps", 2000),
                           backend=backend or sim_cfg.get("backend", "numba"), gates=gates, attrs=attrs,
-                          progress=progress, codec=out_cfg.get("codec", "zstd"), threads=sim_cfg.get("threads", 0))
+                          progress=progress, codec=out_cfg.get("codec", "zstd"), threads=sim_cfg.get("threads", 0),
+                          writer=out_cfg.get("writer", "fast"))
     except ScenarioError:
         raise
     except CircuitError as exc:

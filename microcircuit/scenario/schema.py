@@ -212,6 +212,9 @@ OUTPUT = {
     "overwrite": Field("bool", False, False, doc="replace an existing store"),
     "codec": Field("str", False, "zstd", choices=("zstd", "lz4", "none"),
                    doc="chunk compression of the recorded arrays (none: fastest writes, largest store)"),
+    "writer": Field("str", False, "fast", choices=("fast", "zarr"),
+                    doc="fast: whole chunks written by the recorder; zarr: zarr's public API only (byte-identical "
+                        "stores, slower for many small arrays)"),
     "checkpoint_every": Field("float", False, low=0.0, strict_low=True,
                               doc="write a checkpoint (state, weights, RNG) into the store every this many ms; "
                                   "resume with `microcircuit run --resume STORE`", unit="ms"),
