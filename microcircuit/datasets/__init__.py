@@ -18,7 +18,7 @@ Every generator is a pure function of its arguments and seed and records them in
 ``speech_shaped``           synthetic 32-channel, 12-class series (GLE speech-commands shape)
 ==========================  ==========================================================
 
-:data:`DATASETS` (:mod:`.registry`) lists the data sets a scenario's ``[protocol] dataset`` may
+:data:`DATASETS` (:mod:`microcircuit.datasets.registry`) lists the data sets a scenario's ``[protocol] dataset`` may
 name, with the keyword arguments (types, bounds) each accepts; nothing else is reachable by name.
 """
 

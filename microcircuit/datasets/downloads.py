@@ -1,6 +1,6 @@
 """Optional loaders for datasets that need a download (MNIST, CIFAR-10).
 
-Used only when a scenario or caller names them (through :mod:`.registry`), never in CI with real
+Used only when a scenario or caller names them (through :mod:`microcircuit.datasets.registry`), never in CI with real
 data, and they never touch the network: they
 read files that the user placed in the cache directory (argument, ``$MICROCIRCUIT_CACHE`` or
 ``~/.cache/microcircuit``) and raise :class:`DatasetNotAvailableError` (a ``FileNotFoundError``)
