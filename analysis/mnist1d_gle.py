@@ -40,6 +40,7 @@ import microcircuit as mc  # noqa: E402
 from microcircuit.analysis.report import plot_accuracy, write_report  # noqa: E402
 from microcircuit.gle import gle_layered, bias_stimulus, init_bias_unit, StreamStimulus, summed_logits_readout  # noqa: E402
 from microcircuit.protocols import PlateauSchedule as Plateau, per_step_loss  # noqa: E402  (PyTorch ReduceLROnPlateau)
+from microcircuit.layout import PF_ETA, PPF_ETA_BIAS, PP_N  # noqa: E402
 from microcircuit.simulation import Recording  # noqa: E402
 
 
@@ -119,7 +120,6 @@ def build(dt=0.2, eta=5e-3, batch=100, seed=0, buf=None, bias="adam", dtype="flo
 
 def scale_learning_rates(prog, f):
     """Multiply every learning rate of the program (weights, biases) by ``f`` (protocol level)."""
-    from microcircuit.compile import PF_ETA, PPF_ETA_BIAS
     prog.proj_float[:, PF_ETA] *= f
     prog.pop_float[:, PPF_ETA_BIAS] *= f
 
@@ -174,7 +174,7 @@ def run(epochs=1, max_batches=None, batch=100, seed=0, eval_batches=None, max_mi
     buf = {"k0": 0}
     prog = build(batch=batch, seed=seed, buf=buf, eta=eta, bias=bias, dtype=dtype)
     n_w = sum(prog.weight(n).size for n in prog.proj_names) + (
-        0 if bias == "adam" else sum(prog.pop_int[i, 1] for i in range(1, len(prog.pop_names))))
+        0 if bias == "adam" else sum(prog.pop_int[i, PP_N] for i in range(1, len(prog.pop_names))))
     L = d.x_train.shape[1]
     sim = mc.Simulation(prog, recordings=[Recording("output", ["r"])], chunk_steps=L)
     rec = sim.recorder

@@ -80,6 +80,7 @@ class Program:
     rng: np.random.Generator = None
     step: int = 0
     circuit: Circuit = None
+    eta_scale: float = 1.0            # factor a runner applied to every eta (MicrocircuitRunner: batch, sum_batch)
     proj_index: dict = field(default_factory=dict)
     pop_index: dict = field(default_factory=dict)
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from .circuit import Circuit
 from .compile import compile_circuit, Program
+from .layout import PF_ETA
 from .errors import CircuitError
 from .models import PRESETS
 from .simulation import Simulation, Recording
@@ -385,7 +386,8 @@ class MicrocircuitRunner:
         self.prog = compile_circuit(circuit, dt=dt, batch=B, seed=seed, scheme=scheme,
                                     stimuli=[self.stim_in, self.stim_tgt])
         if sum_batch and B > 1:   # batch mean -> sum: B streams learn as B online presentations
-            self.prog.proj_float[:, 0] *= B
+            self.prog.proj_float[:, PF_ETA] *= B
+            self.prog.eta_scale = float(B)
         self.gates = PresentationGates(self.hold, int(round(learning_lag / dt)), 0, "train")
         self.backend = backend
         self._last_in = np.zeros((self.n_in, B))

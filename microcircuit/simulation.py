@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .compile import Program
-from .layout import PJ_NPRE, PJ_NPOST, SCHEMES, SIGNAL_LABELS
+from .layout import PJ_NPRE, PJ_NPOST, PP_N, PP_OFF, SCHEMES, SIGNAL_LABELS
 from .errors import DivergenceError, SimulationError, CircuitError
 from .recording import close_reason, time_labels
 from .models import get_model
@@ -298,7 +298,7 @@ class Simulation:
                                    f"{prog.pop_names}")
             i = prog.pop_index[rec.population]
             model = get_model(prog.pop_models[i])
-            n = int(prog.pop_int[i, 1])
+            n = int(prog.pop_int[i, PP_N])
             idx = _select(rec.neurons, n, f"recording of '{rec.population}'.neurons")
             if int(rec.stride) < 1:
                 raise CircuitError(f"recording of '{rec.population}': stride must be >= 1")
@@ -312,7 +312,7 @@ class Simulation:
                                         compartments=v.compartments, units=v.unit, long_name=v.long_name,
                                         dtype=np.dtype(rec.dtype), stride=int(rec.stride))
                 specs.append(spec)
-                plan.append((spec, codes, int(prog.pop_int[i, 0]), idx))
+                plan.append((spec, codes, int(prog.pop_int[i, PP_OFF]), idx))
         return specs, plan
 
     def _rec_tables(self, k0, K):
