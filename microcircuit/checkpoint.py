@@ -81,10 +81,8 @@ _rng_state_to_attr = rng_state_to_attr
 
 
 def record_positions(rec):
-    """``{"n_records": ..., "last_step": ...}`` of a Zarr recorder per ``"population/time_dim"``: where a
-    resumed run cuts the records written after the checkpoint."""
-    return {"n_records": {f"{pop}/{dim}": int(ts.n) for (pop, dim), ts in rec._times.items()},
-            "last_step": {f"{pop}/{dim}": ts.last_step for (pop, dim), ts in rec._times.items()}}
+    """``{"n_records": ..., "last_step": ...}`` of a Zarr recorder (:meth:`ZarrRecorder.position`)."""
+    return rec.position()
 
 
 def program_checkpoint(prog):
@@ -283,7 +281,7 @@ def resume(path, *, progress=False, backend=None, run=True, allow_changed_inputs
         return _resume_protocol(path, sc, arrays, attrs, root_attrs, changes, progress, run)
     sim = sc.build(output=False, progress=progress, backend=backend)
     restore_program(sim.program, arrays, attrs)
-    sim.recorder = ZarrRecorder.reopen(path, sim._specs, n_records=attrs.get("n_records"),
+    sim.recorder = ZarrRecorder.reopen(path, sim.specs, n_records=attrs.get("n_records"),
                                        last_step=attrs.get("last_step"))
     if changes:  # allowed: the records from here on use the inputs as they are now; keep the history
         noted = list(root_attrs.get("resumed_with_changed_inputs", []))

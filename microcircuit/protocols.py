@@ -45,7 +45,6 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
 
 import numpy as np
 
@@ -218,7 +217,7 @@ class _Runner:
         self.sim = Simulation(self.prog, recordings=[rec, *recordings], output=None, chunk_steps=chunk,
                               gates=self._gates, backend=backend, threads=threads)
         self._key = (output_pop, readout_signal)
-        self.circuit_specs = [sp for sp in self.sim._specs if sp.key != self._key]
+        self.circuit_specs = [sp for sp in self.sim.specs if sp.key != self._key]
         self.sink = None        # a _CircuitSink when the circuit is recorded into the store (train)
 
     def _hand_over(self):
@@ -610,7 +609,7 @@ def train(net, data, *, t_pres, dt=None, steps_per_presentation=None, epochs=1, 
             snap = {p: runner.prog.weight(p).copy() for p in runner.prog.proj_names}
             snapshots[epoch] = snap
             if recorder is not None:
-                grp = recorder._root.require_group("snapshots")
+                grp = recorder.root.require_group("snapshots")
                 g = grp.create_group(f"epoch_{epoch}", attributes={"epoch": epoch})
                 for p, w in snap.items():
                     g.create_array(_safe(p), data=np.ascontiguousarray(w),
@@ -794,33 +793,14 @@ def _restore(runner, rng, ck):
 def _reopen_store(output, runner, ck):
     """Reopen a protocol run's store at its checkpoint: the circuit's records, the metrics rows and the
     weight snapshots written after it are cut away (they are written again as the run continues)."""
-    from .recording import ZarrRecorder, METRICS_GROUP
+    from .recording import ZarrRecorder
     a, p = ck.attrs, ck.attrs["protocol"]
     rec = ZarrRecorder.reopen(output, runner.circuit_specs, n_records=a.get("n_records"),
                               last_step=a.get("last_step"))
     try:
-        root = rec._root
-        names = list(p["metric_names"])
+        root = rec.root
         epochs = [int(e) for e in np.asarray(ck.arrays[_CK_EPOCHS])]
-        n = len(epochs)
-        if METRICS_GROUP in root:
-            if n == 0:
-                del root[METRICS_GROUP]
-                rec._metrics, rec._metric_dims = None, {}
-            else:
-                g = root[METRICS_GROUP]
-                for nm, arr in list(g.arrays()):
-                    if nm != "epoch" and nm not in names:
-                        del g[nm]          # first written after the checkpoint (NaN before): written again
-                    elif arr.shape[0] < n:
-                        raise ProtocolError(f"{output}: metrics/{nm} holds {arr.shape[0]} rows, fewer than the "
-                                            f"{n} of the checkpoint; the store is damaged")
-                    else:
-                        arr.resize((n,))
-                g.update_attributes({"n_records": {"epoch": n}})
-                rec._metrics = g
-                rec._metric_dims = {"epoch": {"coord": g["epoch"], "n": n, "last": epochs[-1],
-                                              "metrics": {nm: g[nm] for nm in names}}}
+        rec.truncate_metrics(len(epochs), list(p["metric_names"]))
         if "snapshots" in root:
             grp = root["snapshots"]
             for nm, sub in list(grp.groups()):
@@ -837,7 +817,7 @@ def _reopen_store(output, runner, ck):
 
 def _read_snapshots(recorder):
     """``{epoch: {projection: W}}`` of the weight snapshots in a reopened store."""
-    root, out = recorder._root, {}
+    root, out = recorder.root, {}
     if "snapshots" in root:
         for _, sub in root["snapshots"].groups():
             out[int(sub.attrs["epoch"])] = {a.attrs.get("projection", nm): np.asarray(a[...])

@@ -893,19 +893,60 @@ class ZarrRecorder:
             self._vars[spec.key] = _VarState(spec, arr, tdim, dims, int(arr.chunks[0]), False)
         for pop, grp in self._groups.items():
             grp.update_attributes(self._group_progress(pop))
-        if METRICS_GROUP in root:
-            mgrp = root[METRICS_GROUP]
-            self._metrics = mgrp
-            for d, n in dict(mgrp.attrs.get("n_records", {})).items():
-                carr = mgrp[d]
-                metrics = {nm: a for nm, a in mgrp.arrays()
-                           if nm != d and tuple(a.metadata.dimension_names or ()) == (d,)}
-                last = carr[int(n) - 1].item() if int(n) else None
-                self._metric_dims[d] = {"coord": carr, "n": int(n), "last": last, "metrics": metrics}
+        self._load_metrics()
         resumed = int(root.attrs.get("resumed", 0)) + 1
         root.update_attributes({"complete": False, "status": "running", "reason": "", "closed": None,
                                 "resumed": resumed, "writer": lock.writer})
         return self
+
+    def _load_metrics(self) -> None:
+        """The metrics table's state (rows per dimension, last coordinate) as the store holds it."""
+        self._metrics, self._metric_dims = None, {}
+        if METRICS_GROUP not in self._root:
+            return
+        mgrp = self._root[METRICS_GROUP]
+        self._metrics = mgrp
+        for d, n in dict(mgrp.attrs.get("n_records", {})).items():
+            carr = mgrp[d]
+            metrics = {nm: a for nm, a in mgrp.arrays()
+                       if nm != d and tuple(a.metadata.dimension_names or ()) == (d,)}
+            last = carr[int(n) - 1].item() if int(n) else None
+            self._metric_dims[d] = {"coord": carr, "n": int(n), "last": last, "metrics": metrics}
+
+    # ---------------------------------------------------------------- public state
+    @property
+    def root(self):
+        """The store's root group (open for writing), for callers that keep groups of their own in the
+        store (a protocol's weight snapshots)."""
+        return self._root
+
+    def position(self) -> dict[str, dict[str, Any]]:
+        """``{"n_records": ..., "last_step": ...}`` per ``"population/time_dim"``: how far every record
+        has been written, which a checkpoint stores so that a resume cuts what came after it."""
+        return {"n_records": {f"{pop}/{dim}": int(ts.n) for (pop, dim), ts in self._times.items()},
+                "last_step": {f"{pop}/{dim}": ts.last_step for (pop, dim), ts in self._times.items()}}
+
+    def truncate_metrics(self, n: int, keep: Sequence[str], dim: str = "epoch") -> None:
+        """Cut the metrics table back to its first ``n`` rows along ``dim`` (a resume at a checkpoint
+        taken after ``n`` rows); metric arrays not in ``keep`` (first written later) are deleted. Raises
+        when the store holds fewer rows than ``n`` (it was damaged)."""
+        root = self._root
+        if METRICS_GROUP not in root:
+            return
+        if n == 0:
+            del root[METRICS_GROUP]
+        else:
+            g = root[METRICS_GROUP]
+            for nm, arr in list(g.arrays()):
+                if nm != dim and nm not in keep:
+                    del g[nm]
+                elif arr.shape[0] < n:
+                    raise RecordingError(f"{self.path}: {METRICS_GROUP}/{nm} holds {arr.shape[0]} rows, fewer "
+                                         f"than the {n} of the checkpoint; the store is damaged")
+                else:
+                    arr.resize((n,))
+            g.update_attributes({"n_records": {dim: n}})
+        self._load_metrics()
 
     # ---------------------------------------------------------------- setup
     def _prepare_path(self, overwrite: bool):

@@ -258,6 +258,11 @@ class Simulation:
             from .reference import run_chunk
         self._run_chunk = run_chunk
 
+    @property
+    def specs(self):
+        """The recorded variables (:class:`~microcircuit.recording.RecordedVariable`), in order."""
+        return self._specs
+
     # ----------------------------------------------------------- background writing
     @property
     def recorder(self):

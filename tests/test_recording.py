@@ -426,7 +426,7 @@ def test_half_written_checkpoint_is_ignored(tmp_path):
     path = tmp_path / "c.zarr"
     rec, _, _ = _write_run(path, n_chunks=1, close=False)
     rec.write_checkpoint({"W": np.ones(4)}, {"step": 100})
-    cgrp = rec._root["checkpoint"]
+    cgrp = rec.root["checkpoint"]
     cgrp.create_group("v1").create_array("W", data=np.zeros(2), dimension_names=("W_dim0",))  # crashed write
     arrays, attrs = read_checkpoint(path)
     np.testing.assert_array_equal(arrays["W"], np.ones(4))
