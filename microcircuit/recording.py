@@ -75,7 +75,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -678,6 +678,36 @@ def close_reason(exc: BaseException, where: str = "") -> str:
     return f"failed: {type(exc).__name__}: {exc}{at}"
 
 
+@runtime_checkable
+class Recorder(Protocol):
+    """Where a :class:`~microcircuit.simulation.Simulation` sends its records: the in-memory
+    :class:`~microcircuit.simulation.MemoryRecorder` and :class:`ZarrRecorder` both follow it, and a
+    simulation uses nothing else of them.
+
+    ``keeps_blocks``: the recorder keeps the arrays it is given (memory: the simulation hands over a
+    fresh buffer per chunk and converts dtypes first) or writes them out and forgets them (Zarr: written
+    on a background thread from one of two alternating buffers)."""
+    keeps_blocks: bool
+
+    def append(self, blocks, first_step=None, *, steps=None) -> None:
+        """One block per variable ``(population, name)``, with the step of every record."""
+
+    def running(self, is_running: bool, n_steps_done: int) -> None:
+        """Called when a run starts and returns (memory: the status says ``running`` / ``complete``)."""
+
+    def set_attrs(self, **attrs: Any) -> None:
+        """Attributes of the recording (JSON values)."""
+
+    def position(self) -> dict[str, dict[str, Any]]:
+        """Records written so far per ``"population/time_dim"`` (``n_records``, ``last_step``)."""
+
+    def close(self, complete: bool = True, reason: str | None = None) -> None:
+        """Mark the recording complete, or incomplete with ``reason``."""
+
+    def to_datatree(self):
+        """The records as an :class:`xarray.DataTree`."""
+
+
 class ZarrRecorder:
     """Stream labelled recordings of a run into a Zarr v3 store, block by block.
 
@@ -914,6 +944,16 @@ class ZarrRecorder:
             self._metric_dims[d] = {"coord": carr, "n": int(n), "last": last, "metrics": metrics}
 
     # ---------------------------------------------------------------- public state
+    keeps_blocks = False     # blocks are written out (on the simulation's writer thread), not kept
+
+    def running(self, is_running: bool, n_steps_done: int) -> None:
+        """A Zarr store says ``running`` from creation to :meth:`close` (it is held open for writing);
+        nothing changes between runs."""
+
+    def to_datatree(self):
+        """The store as written so far (:func:`open_recording`)."""
+        return open_recording(self.path)
+
     @property
     def root(self):
         """The store's root group (open for writing), for callers that keep groups of their own in the

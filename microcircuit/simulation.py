@@ -76,7 +76,8 @@ def _touched(n):
 
 class MemoryRecorder:
     """Keeps recorded blocks in memory and builds labelled xarray datasets (for notebooks and
-    short runs; use a Zarr output for long runs)."""
+    short runs; use a Zarr output for long runs). Follows :class:`microcircuit.recording.Recorder`."""
+    keeps_blocks = True
 
     def __init__(self, specs, dt, batch, attrs, labels=None):
         self.specs, self.dt, self.batch, self.attrs = specs, dt, batch, dict(attrs)
@@ -85,12 +86,30 @@ class MemoryRecorder:
         self.steps = {s.key: [] for s in specs}
         self.attrs.update(complete=False, status="running")
 
-    def append(self, blocks, steps, copy=True):
+    def append(self, blocks, first_step=None, *, steps=None, copy=True):
         """Keep one block per variable; ``copy=False`` takes the arrays as they are (the caller
         hands over blocks it will not touch again, as :class:`Simulation` does)."""
         for k, v in blocks.items():
-            self.blocks[k].append(np.array(v) if copy else np.asarray(v))
-            self.steps[k].append(np.asarray(steps[k]))
+            v = np.array(v) if copy else np.asarray(v)
+            st = np.asarray(steps[k]) if steps is not None else first_step + np.arange(len(v))
+            self.blocks[k].append(v)
+            self.steps[k].append(st)
+
+    def set_attrs(self, **attrs):
+        self.attrs.update(attrs)
+
+    def position(self):
+        """Records kept so far per ``"population/time_dim"`` and the step of the last one (the keys of
+        :meth:`ZarrRecorder.position <microcircuit.recording.ZarrRecorder.position>`)."""
+        from .recording import _DimTable
+        n, last, tables = {}, {}, {}
+        for s in self.specs:
+            tdim, _ = tables.setdefault(s.population, _DimTable()).assign("time", s.stride, s.name)
+            key = f"{s.population}/{tdim}"
+            st = [x for x in self.steps[s.key] if len(x)]
+            n[key] = int(sum(len(x) for x in st))
+            last[key] = int(st[-1][-1]) if st else None
+        return {"n_records": n, "last_step": last}
 
     def close(self, complete=True, reason=None):
         self.attrs.update(complete=bool(complete), status="complete" if complete else "incomplete",
@@ -105,35 +124,38 @@ class MemoryRecorder:
                           n_steps_done=int(n_steps_done))
 
     def to_datatree(self):
+        """The records as a DataTree with the dims, coordinates and attributes a Zarr recording of the
+        same run has (dims named per population as :class:`microcircuit.recording.ZarrRecorder` names
+        them: ``time`` / ``neuron`` for the first time step / neuron selection, ``time_<var>`` /
+        ``neuron_<var>`` for others)."""
         import xarray as xr
-        groups = {}
+        from .recording import _DimTable
+        groups, tables = {}, {}
         for s in self.specs:
             data = (np.concatenate(self.blocks[s.key]) if self.blocks[s.key]
                     else np.zeros((0,) + s.record_shape(self.batch), s.dtype))
             steps = np.concatenate(self.steps[s.key]) if self.steps[s.key] else np.zeros(0, np.int64)
-            tdim = "time" if s.stride == 1 else f"time_{s.stride}"
-            dims = [tdim, "batch", "neuron"] + (["compartment"] if s.compartments else [])
+            table = tables.setdefault(s.population, _DimTable())
+            tdim, _ = table.assign("time", s.stride, s.name)
+            ndim, _ = table.assign("neuron", tuple(np.asarray(s.neurons).tolist()), s.name)
+            dims = [tdim, "batch", ndim]
             coords = {tdim: (tdim, time_labels(steps, self.dt), {"units": "ms", "long_name": "time"}),
-                      "batch": np.arange(self.batch), "neuron": np.asarray(s.neurons)}
+                      "batch": np.arange(self.batch), ndim: np.asarray(s.neurons)}
             if s.compartments:
-                coords["compartment"] = np.asarray(list(s.compartments), dtype=object)
+                cdim, _ = table.assign("compartment", s.compartments, s.name)
+                dims.append(cdim)
+                coords[cdim] = np.asarray(list(s.compartments), dtype=object)
             lab = self.labels.get(s.population, {})
             if "cell_type" in lab:      # the same neuron labels a Zarr recording has (ZarrRecorder labels=)
-                coords["cell_type"] = ("neuron", np.full(len(s.neurons), str(lab["cell_type"]), dtype=object))
-                coords["layer"] = ("neuron", np.full(len(s.neurons), int(lab["layer"])))
+                sfx = ndim[len("neuron"):]
+                coords["cell_type" + sfx] = (ndim, np.full(len(s.neurons), str(lab["cell_type"]), dtype=object))
+                coords["layer" + sfx] = (ndim, np.full(len(s.neurons), int(lab["layer"])))
             da = xr.DataArray(data, dims=dims, coords=coords,
                               attrs={"units": s.units, "long_name": s.long_name, "population": s.population})
             groups.setdefault(s.population, {})[s.name] = da
         tree = {"/": xr.Dataset(attrs=self.attrs)}
         for pop, vars_ in groups.items():
-            try:
-                ds = xr.Dataset(vars_, attrs={**self.labels.get(pop, {}), "population": pop})
-            except ValueError:
-                # variables with different neuron selections: give each its own neuron dim
-                ds = xr.Dataset({k: v.rename({c: f"{c}_{k}" for c in ("neuron", "cell_type", "layer") if c in v.coords})
-                                 for k, v in vars_.items()},
-                                attrs={**self.labels.get(pop, {}), "population": pop})
-            tree[f"/{pop}"] = ds
+            tree[f"/{pop}"] = xr.Dataset(vars_, attrs={**self.labels.get(pop, {}), "population": pop})
         return xr.DataTree.from_dict(tree)
 
 
@@ -281,7 +303,7 @@ class Simulation:
 
     def _write(self, blocks, steps):
         rec = self._recorder
-        if isinstance(rec, MemoryRecorder):
+        if rec.keeps_blocks:
             rec.append(blocks, steps=steps, copy=False)     # blocks own their memory (see _rec_tables)
             return
         self._drain()
@@ -354,7 +376,7 @@ class Simulation:
         #   other (at most one block is in flight, see _write), so memory stays at two chunks.
         if boff == 0:
             return rec_int, rec_idx, np.empty(1), views
-        if isinstance(self._recorder, MemoryRecorder):
+        if self._recorder.keeps_blocks:
             return rec_int, rec_idx, self._fresh_buffer(boff), views
         buf = self._rec_bufs[self._buf_i]
         if buf is None or buf.size < boff:
@@ -422,15 +444,12 @@ class Simulation:
             from tqdm.auto import tqdm
             bar = tqdm(total=steps, unit="step", unit_scale=True, dynamic_ncols=True, desc="simulating")
         target = prog.step + steps
-        memory = isinstance(self._recorder, MemoryRecorder)
-        if memory:
-            self._recorder.running(True, prog.step)
+        self._recorder.running(True, prog.step)
         try:
             with _blas_limit(self.threads):
                 self._run_steps(target, bar)
             self._drain()           # when run() returns, every record is in the store
-            if memory:
-                self._recorder.running(False, prog.step)
+            self._recorder.running(False, prog.step)
         except KeyboardInterrupt as exc:     # Ctrl-C, or SIGTERM under the CLI (errors.Terminated)
             self._close(False, close_reason(exc, self._where()))
             raise
@@ -506,7 +525,7 @@ class Simulation:
                 arr = arr[..., 0]
             # a view of the chunk's buffer (handed over, see _rec_tables); the Zarr writer converts
             # the dtype in its own thread, the memory recorder keeps converted copies
-            if spec.dtype != arr.dtype and isinstance(self._recorder, MemoryRecorder):
+            if spec.dtype != arr.dtype and self._recorder.keeps_blocks:
                 arr = arr.astype(spec.dtype)
             blocks[spec.key] = arr
             steps[spec.key] = step_arrays[skey]
