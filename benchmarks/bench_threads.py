@@ -2,8 +2,9 @@
 every usable core ([simulation] threads), measured back to back in this process, and their ratio.
 
 Workloads (plasticity on): LE 784-300-100-10 at batch 128 and the GLE speech-shaped network
-32-750x3-12 at batch 256 (the shapes of issue 18), plus the Bars microcircuit 9-30-3 at batch 1 where
-``threads = 0`` keeps one thread (its products never reach BLAS). Results are equal bit for bit
+32-750x3-12 at batch 256 (the shapes of issue 18), plus LE 784-300-100-10 and the Bars microcircuit
+9-30-3 at batch 1, where ``threads = 0`` keeps one thread (below 2^20 multiply-adds per product; the
+Bars products never reach BLAS): these rows check that choice. Results are equal bit for bit
 (tests/test_threads.py). Run on a quiet machine:
 
     python benchmarks/bench_threads.py [--quick]
@@ -53,6 +54,7 @@ def main(argv=None):
     cores = len(os.sched_getaffinity(0))
     work = [("LE 784-300-100-10, batch 128", lambda: br.le_prog(128), 40 if a.quick else 200),
             ("GLE 32-750x3-12, batch 256", lambda: gle_prog(256), 10 if a.quick else 60),
+            ("LE 784-300-100-10, batch 1", lambda: br.le_prog(1), 2000 if a.quick else 20000),
             ("Bars 9-30-3 microcircuit, batch 1", br.bars_prog, 20000 if a.quick else 200000)]
     reps = 2 if a.quick else 3
     print(f"{cores} usable cores; load average before: {os.getloadavg()[0]:.2f}")
