@@ -367,8 +367,9 @@ sequential step.
 * No validation block inside training. The published run presents the 8 patterns un-nudged and
   without plasticity after every epoch; that changes only the potentials at the start of the next
   epoch. Accuracy here is measured once after training, with the published read-out (see above).
-* Where a point has fewer than 10 seeds (column n), the time did not allow more. The run is
-  resumable: `python analysis/mc_bars_sweep.py --long-seeds 3` continues from the CSV.
+* All points have the full 10 seeds and 1000 epochs (column n). The run is resumable (rows already
+  in the CSV are skipped): `python analysis/mc_bars_sweep.py --long-seeds 3` ran the whole grid for
+  seeds 12345-12347 first, then N <= 2000, then N = 5000 for the other seeds.
 """}
 
 
