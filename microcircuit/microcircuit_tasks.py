@@ -13,7 +13,7 @@ import numpy as np
 from .microcircuit import (dendritic_microcircuit, MicrocircuitRunner, BARS_LE_ETA, coupling_factors)
 from .models import PRESETS
 from .simulation import Recording
-from .compile import PF_ETA
+from .layout import PF_ETA, PJ_RULE, RULE_NONE
 
 __all__ = ["set_eta", "bars_run", "relaxation_error", "run_mimic", "self_prediction_curve",
            "teacher_student_run", "yin_yang_run"]
@@ -23,9 +23,9 @@ def set_eta(prog, proj, eta):
     """Change a compiled projection's learning rate (1/ms). The projection must have been built
     plastic (a rule other than none), else it has no plasticity op."""
     j = prog.proj_index[proj]
-    if prog.proj_int[j, 8] == 0:
+    if prog.proj_int[j, PJ_RULE] == RULE_NONE:
         raise ValueError(f"projection '{proj}' was compiled without plasticity; build it with eta != 0")
-    prog.proj_float[j, PF_ETA] = float(eta) * (prog.batch if getattr(prog, "_sum_batch", True) else 1)
+    prog.proj_float[j, PF_ETA] = float(eta) * prog.eta_scale     # the runner's factor (sum_batch: batch)
 
 
 def bars_run(le=True, t_pres=1.0, epochs=300, seed=0, batch=8, out_lag=None, eval_every=0, learning_lag=0.0,
@@ -239,7 +239,7 @@ def yin_yang_run(le=True, hidden=120, t_pres=1.0, epochs=20, n_train=6000, n_tes
     rng = np.random.default_rng(seed)
     curve = []
     t0 = time.time()
-    plastic = [j for j in range(run.prog.proj_float.shape[0]) if run.prog.proj_int[j, 8] != 0]
+    plastic = [j for j in range(run.prog.proj_float.shape[0]) if run.prog.proj_int[j, PJ_RULE] != RULE_NONE]
     eta0 = run.prog.proj_float[plastic, PF_ETA].copy()
     tgt = bars_targets(y_tr, *targets)
     for ep in range(epochs):
