@@ -149,6 +149,15 @@ def report(csv_path, md_path, png_path, scheme, epochs, title_extra=""):
                                     sum(float(r["wall_s"]) for r in rr), int(rr[0]["batch"]),
                                     float(rr[0]["out_lag_ms"]), 100 * a.min())
     wall = sum(float(r["wall_s"]) for r in rows)
+    # LE under the sequential step where it was run (--scheme sequential --models LE): the better
+    # discretisation, shown beside the published step
+    seq = {}
+    for n in ns:
+        rr = [r for r in read_rows(csv_path) if r["scheme"] == "sequential" and r["model"] == "LE"
+              and int(r["n_steps"]) == n and int(r["epochs"]) == epochs]
+        if rr:
+            a = 100 * np.array([float(r["accuracy"]) for r in rr])
+            seq[n] = (a.mean(), a.std(), len(a), a.min())
 
     def cell(model, n):
         if (model, n) not in stat:
@@ -165,12 +174,13 @@ def report(csv_path, md_path, png_path, scheme, epochs, title_extra=""):
              f"seeds of the highest accuracy seen at the evaluations every {EVAL_EVERY} epochs. "
              f"tau_eff = 1/g_tot = {TAU_EFF:.2f} ms. Total wall {wall / 60:.1f} min (one core, shared).", "",
              "| N (t_pres / dt) | t_pres (ms) | batch | orig out_lag (ms) | LE acc % | LE best % | "
-             "original acc % | original best % | wall s (LE / orig) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "original acc % | original best % | LE acc %, sequential step | wall s (LE / orig) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for n in ns:
         le, orig = cell("LE", n), cell("orig", n)
+        sq = (f"{seq[n][0]:.1f} ± {seq[n][1]:.1f} (n={seq[n][2]}, min {seq[n][3]:.1f})" if n in seq else "not run")
         lines.append(f"| {n} | {n * DT:g} | {batch_for(n)} | {OUT_LAG_MS.get(n, 0):g} | {le[0]} | {le[1]} | "
-                     f"{orig[0]} | {orig[1]} | {le[2]} / {orig[2]} |")
+                     f"{orig[0]} | {orig[1]} | {sq} | {le[2]} / {orig[2]} |")
     md_path.write_text("\n".join(lines) + "\n" + NOTES.get(md_path.name, ""))
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -184,6 +194,10 @@ def report(csv_path, md_path, png_path, scheme, epochs, title_extra=""):
         yb = [stat[(model, n)][3] for n in ns if (model, n) in stat]
         ax.plot(x, yb, m[0], mfc="none", alpha=0.6, color=line[0].get_color(),
                 label=lab + " (best during training)")
+    if seq:
+        xs = [n * DT for n in ns if n in seq]
+        ax.errorbar(xs, [seq[n][0] for n in ns if n in seq], yerr=[seq[n][1] for n in ns if n in seq],
+                    fmt="^:", capsize=3, color="tab:green", label="LE, sequential step (final)")
     ax.axvline(TAU_EFF, color="gray", lw=0.8, ls=":", label=r"$\tau_\mathrm{eff}$ = %.2f ms" % TAU_EFF)
     ax.set_xscale("log")
     ax.set_xlabel("presentation time $t_\\mathrm{pres}$ (ms)")
@@ -381,6 +395,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--seeds", type=int, default=None, help="number of seeds from 12345")
     ap.add_argument("--scheme", default=SCHEME)
+    ap.add_argument("--models", default="LE,orig", help="comma-separated subset of LE,orig")
+    ap.add_argument("--n", default=None, help="comma-separated subset of the N grid (steps per pattern)")
     ap.add_argument("--long-seeds", type=int, default=None,
                     help="run the whole grid for the first K seeds first; N = 5000 for the others last")
     a = ap.parse_args()
@@ -388,6 +404,9 @@ def main():
     epochs = a.epochs or (250 if a.quick else EPOCHS)
     seeds = SEEDS[1:2] if a.quick else SEEDS[:a.seeds or len(SEEDS)]
     ns = [3, 10, 500] if a.quick else N_STEPS
+    if a.n:
+        ns = [n for n in ns if str(n) in a.n.split(",")]
+    models = tuple(m for m in ("LE", "orig") if m in a.models.split(","))
     csv_path = RESULTS / f"mc_bars_runs{suffix}.csv"
     if a.diagnose:
         diagnose(RESULTS / "mc_bars_diagnosis.md")
@@ -396,11 +415,11 @@ def main():
         # priority order (the run may be stopped and resumed at any row): the first ``--long-seeds``
         # seeds over the whole grid, then the other seeds without N = 5000, then N = 5000 for them
         k = a.long_seeds if a.long_seeds else len(seeds)
-        grid = [(m, n, s) for s in seeds[:k] for n in ns for m in ("LE", "orig")]
-        grid += [(m, n, s) for s in seeds[k:] for n in ns if n != 5000 for m in ("LE", "orig")]
-        grid += [(m, 5000, s) for s in seeds[k:] if 5000 in ns for m in ("LE", "orig")]
+        grid = [(m, n, s) for s in seeds[:k] for n in ns for m in models]
+        grid += [(m, n, s) for s in seeds[k:] for n in ns if n != 5000 for m in models]
+        grid += [(m, 5000, s) for s in seeds[k:] if 5000 in ns for m in models]
         run_grid(grid, epochs, a.scheme, csv_path)
-    report(csv_path, RESULTS / f"mc_bars{suffix}.md", RESULTS / f"mc_bars{suffix}.png", a.scheme, epochs,
+    report(csv_path, RESULTS / f"mc_bars{suffix}.md", RESULTS / f"mc_bars{suffix}.png", SCHEME, epochs,
            " (quick)" if a.quick else "")
 
 
