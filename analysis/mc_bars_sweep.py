@@ -184,7 +184,7 @@ def report(csv_path, md_path, png_path, scheme, epochs, title_extra=""):
     md_path.write_text("\n".join(lines) + "\n" + NOTES.get(md_path.name, ""))
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for model, lab, m in (("LE", "LE microcircuit", "o-"), ("orig", "original (Sacramento)", "s--")):
+    for model, lab, m in (("LE", "LE, published step", "o-"), ("orig", "original, published step", "s--")):
         x = [n * DT for n in ns if (model, n) in stat]
         if not x:
             continue
