@@ -369,7 +369,9 @@ steps per pattern) LE learns and stays at 100 % for 3 of 3 seeds (section 4). Wi
 (no feed-forward delay) at dt = 0.1 ms it stays at 100 % with |W_up1| <= 2.5
 (section 3; also `tests/test_mc_bars_sweep.py`). The issue's "LE >= 99 % at every t_pres" therefore
 holds from N = 10 up with the published step, and at N = 3 and 5 only with a smaller dt or the
-sequential step.
+sequential step. The table's last column and the figure's green curve run LE with the sequential step
+over the whole grid (`--scheme sequential --models LE`; 10 seeds up to N = 50, 3 from N = 100): 100 %
+final accuracy for every seed at every t_pres from 0.3 to 500 ms.
 
 ## How these runs differ from the published ones
 
