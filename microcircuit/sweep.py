@@ -309,9 +309,12 @@ def _in_memory(sc):
     return sc
 
 
-def _flatten(tree, prog, total_steps=None):
-    """A run's DataTree + final weights -> one Dataset with population-prefixed dims."""
+def _flatten(tree, prog, total_steps=None, specs=()):
+    """A run's DataTree + final weights -> one Dataset with population-prefixed dims; time dims are
+    shared across populations by stride (``time``, ``time_<stride>``; a recording names them per
+    population group, ``specs`` gives each variable's stride)."""
     import xarray as xr
+    stride = {(sp.population, sp.name): sp.stride for sp in specs}
     out = {}
     for node in tree.children.values():
         pop = node.name
@@ -322,6 +325,8 @@ def _flatten(tree, prog, total_steps=None):
         ds = ds.rename(ren)
         for name, da in ds.data_vars.items():
             da = da.drop_vars([c for c in da.coords if c.startswith("time")])
+            st = stride.get((pop, name), 1)
+            da = da.rename({da.dims[0]: "time" if st == 1 else f"time_{st}"})
             out[f"{pop}.{name}"] = da.assign_attrs(population=pop)
     for proj in prog.proj_names:
         W = np.array(prog.weight(proj))
@@ -346,7 +351,7 @@ def run_point(text, source, base_dir, overrides, dims, index, store=None):
         sim = sc.build(output=None)
         sim.run(dur)
         sim.close()
-        ds = _flatten(sim.results(), sim.program)
+        ds = _flatten(sim.results(), sim.program, specs=sim.specs)
     wall = time.perf_counter() - t0
     if store is None:
         return index, ds, wall
@@ -371,7 +376,7 @@ def _template(sc, grid, seed_count, dims, text):
         sim = _in_memory(sc).build(output=None)
         dt = sim.program.dt
         total = int(round(sc.data["simulation"]["duration"] / dt))
-        empty = _flatten(sim.results(), sim.program)
+        empty = _flatten(sim.results(), sim.program, specs=sim.specs)
     sweep_shape = tuple(len(grid[k]) for k in grid) + ((seed_count,) if seed_count else ())
     sizes = dict(empty.sizes)
     for d in list(sizes):
