@@ -374,8 +374,10 @@ def _population_groups(root) -> list[str]:
     return sorted(n for n, _ in root.groups() if n not in _RESERVED_GROUPS)
 
 
-class _DimTable:
-    """Assigns dim names inside one population group (see the module docstring)."""
+class DimNames:
+    """Assigns dim names inside one population group (see the module docstring): the first time step /
+    neuron selection / compartment list gets ``time`` / ``neuron`` / ``compartment``, another one
+    ``<kind>_<variable>``. The Zarr recorder and the in-memory recorder name dims with it."""
 
     def __init__(self) -> None:
         self.entries: dict[str, list[tuple[Any, str]]] = {"time": [], "neuron": [], "compartment": []}
@@ -1000,14 +1002,14 @@ class ZarrRecorder:
     def _build_layout(self, chunk_records: int | None) -> None:
         import zarr
 
-        tables: dict[str, _DimTable] = {}
+        tables: dict[str, DimNames] = {}
         for spec in self.specs:
             pop = spec.population
             if pop not in self._groups:
                 grp = self._root.create_group(pop, attributes={**self.labels.get(pop, {}), "population": pop,
                                                                "dt": self.dt})
                 self._groups[pop] = grp
-                tables[pop] = _DimTable()
+                tables[pop] = DimNames()
                 grp.create_array(
                     "batch", data=np.arange(self.batch, dtype=np.int64), dimension_names=("batch",),
                     compressors=_compressors("zstd"),

@@ -23,7 +23,7 @@ import numpy as np
 from .compile import Program
 from .layout import PJ_NPRE, PJ_NPOST, PP_N, PP_OFF, SCHEMES, SIGNAL_LABELS
 from .errors import DivergenceError, SimulationError, CircuitError
-from .recording import close_reason, time_labels
+from .recording import DimNames, close_reason, time_labels
 from .models import get_model
 
 _SIG_LABELS = SIGNAL_LABELS
@@ -85,6 +85,13 @@ class MemoryRecorder:
         self.blocks = {s.key: [] for s in specs}
         self.steps = {s.key: [] for s in specs}
         self.attrs.update(complete=False, status="running")
+        # dim names per variable, as the Zarr recorder of the same run names them: (time, neuron, compartment)
+        self.dims, tables = {}, {}
+        for sp in specs:
+            t = tables.setdefault(sp.population, DimNames())
+            self.dims[sp.key] = (t.assign("time", sp.stride, sp.name)[0],
+                                 t.assign("neuron", tuple(np.asarray(sp.neurons).tolist()), sp.name)[0],
+                                 t.assign("compartment", sp.compartments, sp.name)[0] if sp.compartments else None)
 
     def append(self, blocks, first_step=None, *, steps=None, copy=True):
         """Keep one block per variable; ``copy=False`` takes the arrays as they are (the caller
@@ -101,11 +108,9 @@ class MemoryRecorder:
     def position(self):
         """Records kept so far per ``"population/time_dim"`` and the step of the last one (the keys of
         :meth:`ZarrRecorder.position <microcircuit.recording.ZarrRecorder.position>`)."""
-        from .recording import _DimTable
-        n, last, tables = {}, {}, {}
+        n, last = {}, {}
         for s in self.specs:
-            tdim, _ = tables.setdefault(s.population, _DimTable()).assign("time", s.stride, s.name)
-            key = f"{s.population}/{tdim}"
+            key = f"{s.population}/{self.dims[s.key][0]}"
             st = [x for x in self.steps[s.key] if len(x)]
             n[key] = int(sum(len(x) for x in st))
             last[key] = int(st[-1][-1]) if st else None
@@ -129,20 +134,16 @@ class MemoryRecorder:
         them: ``time`` / ``neuron`` for the first time step / neuron selection, ``time_<var>`` /
         ``neuron_<var>`` for others)."""
         import xarray as xr
-        from .recording import _DimTable
-        groups, tables = {}, {}
+        groups = {}
         for s in self.specs:
             data = (np.concatenate(self.blocks[s.key]) if self.blocks[s.key]
                     else np.zeros((0,) + s.record_shape(self.batch), s.dtype))
             steps = np.concatenate(self.steps[s.key]) if self.steps[s.key] else np.zeros(0, np.int64)
-            table = tables.setdefault(s.population, _DimTable())
-            tdim, _ = table.assign("time", s.stride, s.name)
-            ndim, _ = table.assign("neuron", tuple(np.asarray(s.neurons).tolist()), s.name)
+            tdim, ndim, cdim = self.dims[s.key]
             dims = [tdim, "batch", ndim]
             coords = {tdim: (tdim, time_labels(steps, self.dt), {"units": "ms", "long_name": "time"}),
                       "batch": np.arange(self.batch), ndim: np.asarray(s.neurons)}
             if s.compartments:
-                cdim, _ = table.assign("compartment", s.compartments, s.name)
                 dims.append(cdim)
                 coords[cdim] = np.asarray(list(s.compartments), dtype=object)
             lab = self.labels.get(s.population, {})
